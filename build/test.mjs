@@ -1,0 +1,24 @@
+// Runs the uvu suites (TypeScript through tsx), one process per group so that a
+// hung integration server cannot stall the unit run, and prints one closing line
+// "N passed, N failed" for the whole run.
+import { spawn } from 'node:child_process';
+
+const groups = process.argv.slice(2).length ? process.argv.slice(2) : ['unit', 'integration'];
+const TIMEOUT_MS = Number(process.env.BERTH_TEST_TIMEOUT_MS || 25 * 60 * 1000);
+let passed = 0, failed = 0, skipped = 0, broken = false;
+
+for (const group of groups) {
+  const args = ['--import', 'tsx', 'node_modules/uvu/bin.js', `test/${group}`, '\\.test\\.ts$'];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; process.stdout.write(d); });
+  const timer = setTimeout(() => { console.error(`\n${group}: timed out`); child.kill('SIGKILL'); }, TIMEOUT_MS);
+  const code = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+  clearTimeout(timer);
+  const num = (label) => Number((out.match(new RegExp(`${label}:\\s+(\\d+)`)) || [])[1] || 0);
+  const total = num('Total'), ok = num('Passed'), skip = num('Skipped');
+  passed += ok; skipped += skip; failed += total - ok - skip;
+  if (code !== 0) { broken = true; if (total - ok - skip === 0) failed += 1; }
+}
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(broken || failed ? 1 : 0);
