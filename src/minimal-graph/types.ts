@@ -68,6 +68,15 @@ export interface LayerRecord {
   parent?: Digest;
   /** Bytes of the unpacked diff (sum of regular file sizes). */
   size: number;
+  /**
+   * Paths (relative, no leading slash) this layer deletes from the layers below, and
+   * directories it makes opaque. Recorded always, because a copy-driver data root may
+   * not be able to hold overlay's in-tree markers (char 0:0 devices, trusted.overlay.opaque).
+   */
+  whiteouts: string[];
+  opaques: string[];
+  /** 'overlay' when diff/ also holds overlay's in-tree whiteout markers. */
+  whiteoutFormat: 'overlay' | 'none';
 }
 
 export interface CheckProblem {
