@@ -376,7 +376,15 @@ class LayerApplier {
   }
 
   private async resolveHardlinkSource(header: EntryHeader): Promise<{ path: string; isSymlink: boolean }> {
-    const linkName = cleanEntryPath(header.linkname ?? '');
+    let linkName: string;
+    try {
+      linkName = cleanEntryPath(header.linkname ?? '');
+    } catch (err) {
+      if (err instanceof BerthError && err.code === 'EUNSAFE') {
+        throw new BerthError('EUNSAFE', `hardlink ${JSON.stringify(header.name)} points at ${JSON.stringify(header.linkname)}, outside the layer root`);
+      }
+      throw err;
+    }
     if (linkName === '') throw new BerthError('EUNSAFE', `hardlink ${JSON.stringify(header.name)} points at the layer root`);
     const parent = await secureJoin(this.root, linkName.includes('/') ? posix.dirname(linkName) : '');
     const path = posix.join(parent, posix.basename(linkName));

@@ -177,6 +177,7 @@ async function pullResolved(
   const record: ImageRecord = {
     id,
     manifestDigest: resolved.indexDigest ?? resolved.manifestDigest,
+    ...(resolved.indexDigest ? { platformManifestDigest: resolved.manifestDigest } : {}),
     manifestMediaType: resolved.indexDigest ? undefined : resolved.mediaType,
     layers,
     platform: { os: config.os ?? platform.os, architecture: config.architecture ?? platform.architecture, ...(config.variant ? { variant: config.variant } : {}) },

@@ -103,7 +103,7 @@ export class ImageService {
     if (id) return this.graph.getImage(id);
     // A digest pull may have been recorded under its index digest only; compare image manifests too.
     if (ref.digest) {
-      for (const img of await this.graph.listImages()) if (img.manifestDigest === ref.digest) return img;
+      for (const img of await this.graph.listImages()) if (img.manifestDigest === ref.digest || img.platformManifestDigest === ref.digest) return img;
     }
     return undefined;
   }

@@ -92,7 +92,7 @@ export async function runCheck(graph: Graph, opts: CheckOptions): Promise<CheckP
     }
     // Without a manifest or compressed layer blob the image still runs; only save/push
     // would miss them, and a re-pull restores them. Reported, never "repaired".
-    const optional = [record.manifestDigest, ...record.layers.map((layer) => layer.blobDigest)];
+    const optional = [record.manifestDigest, record.platformManifestDigest, ...record.layers.map((layer) => layer.blobDigest)];
     for (const digest of optional) {
       if (digest && !(await graph.content.has(digest))) {
         report({ kind: 'blob-missing', path: recordPath, detail: `blob ${digest} missing` });

@@ -24,6 +24,7 @@ export interface ImageRefs {
 export function refsOfImage(record: ImageRecord): ImageRefs {
   const blobs = [record.id];
   if (record.manifestDigest) blobs.push(record.manifestDigest);
+  if (record.platformManifestDigest) blobs.push(record.platformManifestDigest);
   for (const layer of record.layers) blobs.push(layer.blobDigest);
   return { blobs, chainIds: record.layers.map((layer) => layer.chainId) };
 }
@@ -134,6 +135,7 @@ export function validateRecord(record: ImageRecord): void {
   if (typeof record !== 'object' || record === null) throw new BerthError('EINVAL', 'image record is not an object');
   assertDigest(record.id, 'image ID');
   if (record.manifestDigest !== undefined) assertDigest(record.manifestDigest, 'manifest digest');
+  if (record.platformManifestDigest !== undefined) assertDigest(record.platformManifestDigest, 'platform manifest digest');
   if (!Array.isArray(record.layers)) throw new BerthError('EINVAL', 'image record has no layers array');
   for (const layer of record.layers) {
     assertDigest(layer?.blobDigest, 'layer blob digest');

@@ -44,6 +44,8 @@ export interface ImageRecord {
   /** Manifest digest this image was pulled or loaded as, when known. */
   manifestDigest?: Digest;
   manifestMediaType?: string;
+  /** For images pulled through an index: the chosen platform's own manifest. */
+  platformManifestDigest?: Digest;
   /** Bottom layer first. */
   layers: LayerRef[];
   platform: Platform;

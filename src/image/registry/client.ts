@@ -526,7 +526,9 @@ async function streamToFile(res: IncomingMessage, path: string, hash: Hash, offs
       await fsp.rm(path, { force: true });
       throw err;
     }
-    throw wrapNetworkError(host, err, opts.signal);
+    if (opts.signal?.aborted) throw wrapNetworkError(host, err, opts.signal);
+    // The registry was reached; it (or the network) dropped the blob part way.
+    throw new TransportError(host, `registry ${host} closed the connection while sending blob ${desc.digest} (${received} of ${desc.size} bytes)`, err);
   }
   if (!res.complete) throw new TransportError(host, `registry ${host} closed the connection while sending blob ${desc.digest}`);
 }
