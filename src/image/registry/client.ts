@@ -242,6 +242,32 @@ export class RegistryClient {
     await fsyncFile(partialPath);
   }
 
+  /**
+   * Checks credentials as `docker login` does: /v2/ with Basic credentials, or a
+   * token for no particular scope from the registry's token server.
+   */
+  async login(domain: string, authConfig: AuthConfig, signal?: AbortSignal): Promise<void> {
+    const auth = normalizeAuthConfig(authConfig);
+    if (!auth || auth.username === undefined) throw new BerthError('EINVAL', 'login needs a username and a password');
+    this.endpoints.delete(domain);
+    const endpoint = await this.endpointFor(domain, signal);
+    const challenge = endpoint.challenge;
+    if (!challenge) return;
+    const ref: Reference = { domain, path: 'login' };
+    if (challenge.scheme === 'bearer') {
+      await this.fetchToken(endpoint, challenge, '', ref, auth, signal);
+      return;
+    }
+    let res: IncomingMessage;
+    try {
+      res = await this.transport.send({ url: new URL('/v2/', endpoint.base), headers: { Authorization: basicAuthHeader(auth.username, auth.password ?? '') }, signal, insecureTls: endpoint.insecureTls });
+    } catch (err) {
+      throw wrapNetworkError(endpoint.base.host, err, signal);
+    }
+    if (res.statusCode === 200) { discardBody(res); return; }
+    throw await registryError(res, { ref, host: endpoint.base.host, what: 'login', withCredentials: true });
+  }
+
   // ---- endpoints and authentication --------------------------------------------------
 
   private endpointFor(domain: string, signal?: AbortSignal): Promise<Endpoint> {
@@ -328,13 +354,14 @@ export class RegistryClient {
     if (auth?.identitytoken) {
       // OAuth2 refresh-token grant, as docker does after `docker login` stored an identity token.
       method = 'POST';
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: auth.identitytoken, client_id: 'berth', scope });
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: auth.identitytoken, client_id: 'berth' });
+      if (scope) form.set('scope', scope);
       if (service) form.set('service', service);
       body = form.toString();
       headers['Content-Type'] = 'application/x-www-form-urlencoded';
     } else {
       if (service) url.searchParams.set('service', service);
-      url.searchParams.set('scope', scope);
+      if (scope) url.searchParams.set('scope', scope);
       if (auth?.username !== undefined) {
         url.searchParams.set('account', auth.username);
         headers.Authorization = basicAuthHeader(auth.username, auth.password ?? '');

@@ -1,0 +1,95 @@
+// The composition root: builds the services and the API server for one data root.
+// Order matters: nothing touches the data root or the sockets before the lock is held.
+import { promises as fsp } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { writeFileAtomic } from '../util/atomic';
+import { logger } from '../util/log';
+import { lockDataRoot, LOCK_FILE_NAME, type DataRootLock } from '../host/lock';
+import { ApiServer } from '../api/server';
+import { buildRouter } from '../api/routes';
+import type { Router } from '../api/router';
+import { socketPathOf, type DaemonConfig } from './config';
+import type { DaemonServices, DaemonPaths } from './services';
+import { collectHostInfo } from './hostinfo';
+
+const log = logger('daemon');
+
+export interface RunningDaemon {
+  services: DaemonServices;
+  router: Router;
+  /** Stops the API (in-flight requests get `graceMs`), then releases the lock. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export function daemonPaths(config: DaemonConfig): DaemonPaths {
+  return {
+    dataRoot: config.dataRoot,
+    execRoot: config.execRoot,
+    lockFile: join(config.dataRoot, LOCK_FILE_NAME),
+    engineIdFile: join(config.dataRoot, 'engine-id'),
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The engine ID, created once; callers hold the lock, so no other writer races us. */
+export async function loadOrCreateEngineId(file: string): Promise<string> {
+  try {
+    const existing = (await fsp.readFile(file, 'utf8')).trim();
+    if (UUID.test(existing)) return existing;
+    log.warn('engine id file is malformed; writing a new one', { file });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const id = randomUUID();
+  await writeFileAtomic(file, id + '\n', 0o644);
+  return id;
+}
+
+/** The executable that runs containers, reported by /info. */
+function runtimePath(): string {
+  return process.argv[1] ? resolve(process.argv[1]) : process.execPath;
+}
+
+export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> {
+  await fsp.mkdir(config.dataRoot, { recursive: true, mode: 0o711 });
+  const lock: DataRootLock = lockDataRoot(config.dataRoot);
+  let server: ApiServer | undefined;
+  try {
+    await fsp.mkdir(config.execRoot, { recursive: true, mode: 0o700 });
+    const paths = daemonPaths(config);
+    const services: DaemonServices = {
+      config,
+      paths,
+      startedAt: new Date(),
+      engineId: await loadOrCreateEngineId(paths.engineIdFile),
+      host: collectHostInfo(),
+      runtimePath: runtimePath(),
+      // images, storage and containers are wired here as those services land.
+    };
+    const router = buildRouter();
+    const api = new ApiServer({ router, services });
+    server = api;
+    for (const host of config.hosts) await api.listenUnix(socketPathOf(host));
+
+    let closing: Promise<void> | undefined;
+    return {
+      services,
+      router,
+      close(graceMs = 3000): Promise<void> {
+        // A second call (a second signal) with no grace cuts the remaining connections.
+        if (closing) {
+          if (graceMs === 0) api.closeNow();
+          return closing;
+        }
+        closing = api.close(graceMs).finally(() => lock.release());
+        return closing;
+      },
+    };
+  } catch (err) {
+    await server?.close(0).catch(() => {});
+    lock.release();
+    throw err;
+  }
+}

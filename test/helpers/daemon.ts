@@ -1,0 +1,162 @@
+// Starts the BUILT berth daemon (bin/berth -> dist/berth.cjs) on a socket in a temp dir
+// and gives tests a berth CLI and a real docker CLI pointed at it. Build first
+// (`npm run build`); the test runner does.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const REPO_ROOT = resolve(__dirname, '../..');
+export const BERTH_BIN = join(REPO_ROOT, 'bin/berth');
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  input?: string;
+  timeoutMs?: number;
+}
+
+export interface StartOptions {
+  /** Extra daemon arguments, after the data/exec root and host flags. */
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Use this data root (kept afterwards) instead of a fresh temp one. */
+  dataRoot?: string;
+  /** Milliseconds to wait for the socket to answer /_ping. */
+  readyTimeoutMs?: number;
+}
+
+export interface TestDaemon {
+  socket: string;
+  host: string;
+  dataRoot: string;
+  execRoot: string;
+  pid: number;
+  /** Runs `node bin/berth -H unix://SOCK ...args`. */
+  cli(args: string[], opts?: RunOptions): Promise<RunResult>;
+  /** Runs the real docker CLI with DOCKER_HOST at this daemon and a private DOCKER_CONFIG. */
+  docker(args: string[], opts?: RunOptions): Promise<RunResult>;
+  /** Everything the daemon wrote to stderr so far. */
+  logs(): string;
+  /** Signals the daemon (SIGTERM by default), waits for exit, removes temp dirs; resolves to the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** SIGKILL and cleanup. */
+  kill(): Promise<void>;
+}
+
+export function makeTempDir(prefix = 'berth-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+const running = new Set<ChildProcess>();
+process.on('exit', () => { for (const child of running) child.kill('SIGKILL'); });
+
+/** Runs a command to completion, collecting its output. */
+export function run(command: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, { cwd: REPO_ROOT, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    running.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    child.on('error', (err) => { clearTimeout(timer); running.delete(child); reject(err); });
+    child.on('close', (code) => { clearTimeout(timer); running.delete(child); resolvePromise({ code, stdout, stderr }); });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Runs the built berth binary with the given arguments. */
+export function runBerth(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  assertBuilt();
+  return run(process.execPath, [BERTH_BIN, ...args], opts);
+}
+
+function assertBuilt(): void {
+  if (!existsSync(join(REPO_ROOT, 'dist/berth.cjs'))) throw new Error('dist/berth.cjs is missing: run `npm run build` first');
+}
+
+/** GET /_ping over the socket; true on 200. */
+export function pingSocket(socket: string): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const req = request({ socketPath: socket, path: '/_ping', method: 'GET', timeout: 1000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolvePromise(res.statusCode === 200));
+    });
+    req.on('error', () => resolvePromise(false));
+    req.on('timeout', () => { req.destroy(); resolvePromise(false); });
+    req.end();
+  });
+}
+
+export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> {
+  assertBuilt();
+  const tmp = makeTempDir();
+  const dataRoot = opts.dataRoot ?? join(tmp, 'data');
+  const execRoot = join(tmp, 'exec');
+  const socket = join(tmp, 'berth.sock');
+  const dockerConfig = join(tmp, 'docker-config');
+  const cleanup = (): void => { rmSync(tmp, { recursive: true, force: true }); };
+
+  const child = spawn(process.execPath, [BERTH_BIN, 'daemon', '--data-root', dataRoot, '--exec-root', execRoot, '--host', `unix://${socket}`, ...(opts.args ?? [])], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let logs = '';
+  child.stdout!.on('data', (d) => { logs += d; });
+  child.stderr!.on('data', (d) => { logs += d; });
+  const exited = new Promise<number | null>((resolvePromise) => {
+    child.on('exit', (code) => { running.delete(child); resolvePromise(code); });
+  });
+  let hasExited = false;
+  void exited.then(() => { hasExited = true; });
+
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 15_000);
+  while (!(await pingSocket(socket))) {
+    if (hasExited || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await exited;
+      cleanup();
+      throw new Error(`berth daemon did not become ready${hasExited ? ` (exited with ${child.exitCode})` : ''}:\n${logs}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  const host = `unix://${socket}`;
+  return {
+    socket,
+    host,
+    dataRoot,
+    execRoot,
+    pid: child.pid!,
+    cli: (args, runOpts = {}) => runBerth(['-H', host, ...args], runOpts),
+    docker: (args, runOpts = {}) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, ...runOpts.env, DOCKER_HOST: host, DOCKER_CONFIG: dockerConfig };
+      delete env.DOCKER_CONTEXT;
+      return run('docker', args, { ...runOpts, env });
+    },
+    logs: () => logs,
+    async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+      if (!hasExited) child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const code = await exited;
+      clearTimeout(timer);
+      cleanup();
+      return code;
+    },
+    async kill(): Promise<void> {
+      if (!hasExited) child.kill('SIGKILL');
+      await exited;
+      cleanup();
+    },
+  };
+}
