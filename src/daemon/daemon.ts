@@ -12,6 +12,10 @@ import type { Router } from '../api/router';
 import { socketPathOf, type DaemonConfig } from './config';
 import type { DaemonServices, DaemonPaths } from './services';
 import { collectHostInfo } from './hostinfo';
+import { Graph } from '../minimal-graph';
+import { selectDriver } from '../storage';
+import { RegistryClient } from '../image/registry';
+import { ImageService } from '../image/service';
 
 const log = logger('daemon');
 
@@ -47,6 +51,11 @@ export async function loadOrCreateEngineId(file: string): Promise<string> {
   return id;
 }
 
+/** Docker clients know the overlay driver as "overlay2"; the copy driver is Docker's "vfs" idea. */
+function driverDisplayName(name: string): string {
+  return name === 'overlay' ? 'overlay2' : name;
+}
+
 /** The executable that runs containers, reported by /info. */
 function runtimePath(): string {
   return process.argv[1] ? resolve(process.argv[1]) : process.execPath;
@@ -59,6 +68,16 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
   try {
     await fsp.mkdir(config.execRoot, { recursive: true, mode: 0o700 });
     const paths = daemonPaths(config);
+    const storageDriver = await selectDriver(config.dataRoot, config.storageDriver);
+    const graph = await Graph.open(join(config.dataRoot, 'image'));
+    // Structural check with repair at every start; full blob hashing is `berth system check`.
+    const problems = await graph.check({ repair: true, verifyBlobs: false });
+    if (problems.length) log.warn('image store repaired at start', { problems: problems.length });
+    const registry = new RegistryClient({ insecureRegistries: config.insecureRegistries });
+    const imageService = new ImageService({
+      graph, registry, whiteoutFormat: storageDriver.whiteoutFormat, storageDriverName: driverDisplayName(storageDriver.name),
+      maxConcurrentDownloads: config.maxConcurrentDownloads, maxLayerSize: config.maxLayerSize,
+    });
     const services: DaemonServices = {
       config,
       paths,
@@ -66,7 +85,11 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       engineId: await loadOrCreateEngineId(paths.engineIdFile),
       host: collectHostInfo(),
       runtimePath: runtimePath(),
-      // images, storage and containers are wired here as those services land.
+      images: imageService,
+      storage: { name: driverDisplayName(storageDriver.name), status: () => storageDriver.status() },
+      imageService,
+      registry,
+      storageDriver,
     };
     const router = buildRouter();
     const api = new ApiServer({ router, services });
@@ -83,7 +106,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
           if (graceMs === 0) api.closeNow();
           return closing;
         }
-        closing = api.close(graceMs).finally(() => lock.release());
+        closing = api.close(graceMs).finally(() => { registry.close(); lock.release(); });
         return closing;
       },
     };

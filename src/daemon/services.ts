@@ -2,6 +2,9 @@
 // adds fields here; optional providers let a route report something sensible before
 // the service behind it is wired in.
 import type { DaemonConfig } from './config';
+import type { ImageService } from '../image/service';
+import type { RegistryClient } from '../image/registry';
+import type { StorageDriver } from '../storage';
 import type { HostInfo } from './hostinfo';
 
 export interface DaemonPaths {
@@ -45,5 +48,8 @@ export interface DaemonServices {
   runtimePath: string;
   images?: ImageCountProvider;
   storage?: StorageDriverInfo;
+  imageService?: ImageService;
+  registry?: RegistryClient;
+  storageDriver?: StorageDriver;
   containers?: ContainerCountProvider;
 }

@@ -259,7 +259,14 @@ export class ImageService {
     return { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed };
   }
 
+  /** Streams a save archive; every name is resolved before the first byte is written. */
   async save(names: string[], out: Writable): Promise<void> {
+    const items = await this.planSave(names);
+    await this.asWriter(() => saveArchive(this.graph, items, out));
+  }
+
+  /** Resolves names for a save: ENOIMAGE here, while an HTTP error can still be sent. */
+  async planSave(names: string[]): Promise<SaveItem[]> {
     if (names.length === 0) throw new BerthError('EINVAL', 'no image names given to save');
     const byId = new Map<Digest, SaveItem>();
     for (const name of names) {
@@ -282,7 +289,11 @@ export class ImageService {
       if (ref?.tag && !/^(sha256:)?[0-9a-f]{12,64}$/.test(name) && this.graph.tagsOf(img.id).includes(formatReference(ref)) && !item.tags.includes(formatReference(ref))) item.tags.push(formatReference(ref));
       byId.set(img.id, item);
     }
-    await this.asWriter(() => saveArchive(this.graph, [...byId.values()], out));
+    return [...byId.values()];
+  }
+
+  async saveItems(items: SaveItem[], out: Writable): Promise<void> {
+    await this.asWriter(() => saveArchive(this.graph, items, out));
   }
 
   async load(input: Readable, progress: ProgressSink = noProgress): Promise<string[]> {

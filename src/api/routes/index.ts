@@ -2,9 +2,11 @@
 // route in an existing module needs nothing here.
 import { Router } from '../router';
 import { registerSystemRoutes } from './system';
+import { registerImageRoutes } from './images';
 
 export const ROUTE_MODULES: ReadonlyArray<(router: Router) => void> = [
   registerSystemRoutes,
+  registerImageRoutes,
 ];
 
 export function buildRouter(modules: ReadonlyArray<(router: Router) => void> = ROUTE_MODULES): Router {
