@@ -3,7 +3,7 @@
 // "N passed, N failed" for the whole run.
 import { spawn } from 'node:child_process';
 
-const groups = process.argv.slice(2).length ? process.argv.slice(2) : ['unit', 'integration'];
+const groups = process.argv.slice(2).length ? process.argv.slice(2) : ['unit', 'integration', 'e2e'];
 const TIMEOUT_MS = Number(process.env.BERTH_TEST_TIMEOUT_MS || 25 * 60 * 1000);
 let passed = 0, failed = 0, skipped = 0, broken = false;
 
