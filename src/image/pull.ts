@@ -56,9 +56,11 @@ function limiter(max: number): <T>(fn: () => Promise<T>) => Promise<T> {
 
 export async function pullImage(deps: PullDeps, ref: Reference, platform: Platform, auth: AuthConfig | undefined, progress: ProgressSink): Promise<PullResult> {
   const { graph, registry } = deps;
-  progress({ status: `Pulling from ${ref.path}`, id: ref.digest ?? ref.tag ?? 'latest' });
-
+  // Announce only once the manifest is known (as dockerd does): a missing image or denied
+  // access then fails before the stream starts, as a plain HTTP error the CLI prints
+  // as "Error response from daemon: ...".
   const resolved = await registry.resolveImage(ref, platform, { auth });
+  progress({ status: `Pulling from ${ref.path}`, id: ref.digest ?? ref.tag ?? 'latest' });
   // The lease keeps a graph.gc() started elsewhere (system prune, check --repair) off
   // the blobs and layers this pull has committed but no image record references yet.
   const lease = graph.createLease();

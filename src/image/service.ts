@@ -32,6 +32,12 @@ function isNameOnly(input: string): boolean {
   return !input.includes('@') && !input.slice(lastSlash + 1).includes(':');
 }
 
+/** How dockerd names a missing image: the familiar reference with its tag ("nope:latest"); IDs as given. */
+function missingImageName(input: string): string {
+  if (/^(sha256:)?[0-9a-f]{64}$/.test(input)) return input;
+  try { return familiarString(parseReference(input)); } catch { return input; }
+}
+
 const toUnix = (iso?: string) => (iso ? Math.floor(Date.parse(iso) / 1000) || 0 : 0);
 
 export class ImageService {
@@ -87,7 +93,7 @@ export class ImageService {
   /** Finds an image by reference, repo@digest, full ID or unique ID prefix. ENOIMAGE otherwise. */
   async resolve(name: string): Promise<ImageRecord> {
     const found = await this.tryResolve(name);
-    if (!found) throw new BerthError('ENOIMAGE', `No such image: ${name}`);
+    if (!found) throw new BerthError('ENOIMAGE', `No such image: ${missingImageName(name)}`);
     return found;
   }
 
