@@ -86,13 +86,15 @@ export class JsonStream {
   /** Reports a failure: a normal error response before output, an errorDetail message after. */
   error(err: unknown): void {
     if (this.ended) return;
-    const message = typeof err === 'string' ? err : toBerthError(err).message;
+    const berthError = toBerthError(typeof err === 'string' ? new Error(err) : err);
+    const message = berthError.message;
     if (!this.started) {
       this.ended = true;
       sendError(this.res, err);
       return;
     }
-    this.write({ errorDetail: { message }, error: message });
+    // The numeric code is Docker's field; berthCode lets berth's CLI keep its distinct exit codes.
+    this.write({ errorDetail: { message, code: httpStatusOf(berthError), berthCode: berthError.code }, error: message });
     this.end();
   }
 
