@@ -9,6 +9,7 @@ bash scripts/install-deps.sh
 work=$(mktemp -d /tmp/berth-try.XXXXXX)
 sock="$work/berth.sock"
 cleanup() {
+  set +x
   [ -n "${daemon_pid:-}" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
   umount -R "$work" 2>/dev/null || true
   rm -rf "$work"
