@@ -10,6 +10,7 @@ DEB_PACKAGES=(
   apache2-utils openssl                         # htpasswd and certificates for auth fixtures
   zstd xz-utils                                 # layer fixtures
   hyperfine time                                # bench/
+  qemu-system-x86                               # microVM with a cgroup-v2-only kernel (test/vm)
 )
 
 missing=()
