@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # bench/pull: berth pull vs `skopeo copy docker://... dir:` of the same multi-layer
 # image (about 60 MB in 4 layers) from a local Debian docker-registry on 127.0.0.1.
+# skopeo only downloads and verifies; berth also unpacks every layer onto disk (and
+# fsyncs it), so a third peer does the same whole job: skopeo into an OCI layout,
+# then `umoci raw unpack` of the root filesystem.
 # Wall time with hyperfine (each run starts from an empty store), peak RSS with
 # /usr/bin/time -v for skopeo and /proc/<pid>/status VmHWM for berth's daemon (the
 # daemon does the pulling; the CLI only prints progress, its RSS is reported too).
@@ -45,7 +48,7 @@ size=$(du -sb "$work/reg" | cut -f1)
 sock="$work/berth.sock"
 start_daemon() {
   rm -rf "$work/data"
-  bin/berth daemon --data-root "$work/data" --exec-root "$work/exec" --host "unix://$sock" >"$work/daemon.log" 2>&1 &
+  node ${DAEMON_NODE_FLAGS:-} dist/berth.cjs daemon --data-root "$work/data" --exec-root "$work/exec" --host "unix://$sock" >"$work/daemon.log" 2>&1 &
   daemon_pid=$!
   for _ in $(seq 100); do bin/berth -H "unix://$sock" version >/dev/null 2>&1 && break; sleep 0.1; done
 }
@@ -54,9 +57,10 @@ stop_daemon() { kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; daem
 start_daemon
 export BERTH_HOST="unix://$sock"
 hyperfine --runs "$RUNS" --warmup 1 --export-json "$work/hf.json" \
-  --prepare "bin/berth rmi -f $reg/bench:big >/dev/null 2>&1 || true; rm -rf $work/skopeo-dir" \
+  --prepare "bin/berth rmi -f $reg/bench:big >/dev/null 2>&1 || true; rm -rf $work/skopeo-dir $work/sk-oci $work/sk-rootfs" \
   -n berth "bin/berth pull -q $reg/bench:big" \
-  -n skopeo "skopeo copy -q --src-tls-verify=false docker://$reg/bench:big dir:$work/skopeo-dir"
+  -n skopeo "skopeo copy -q --src-tls-verify=false docker://$reg/bench:big dir:$work/skopeo-dir" \
+  -n skopeo+umoci "skopeo copy -q --src-tls-verify=false docker://$reg/bench:big oci:$work/sk-oci:big && umoci raw unpack --image $work/sk-oci:big $work/sk-rootfs"
 stop_daemon
 
 # Peak memory: one pull each from a fresh start.
@@ -73,11 +77,12 @@ mkdir -p bench/results
 node - "$work/hf.json" "$berth_daemon_kb" "$berth_cli_kb" "$skopeo_kb" "$size" "$RUNS" <<'JS' | tee bench/results/pull.md
 const [file, daemonKb, cliKb, skopeoKb, size, runs] = process.argv.slice(2);
 const r = Object.fromEntries(require(file).results.map((x) => [x.command, x]));
-const b = r.berth, s = r.skopeo;
+const b = r.berth, s = r.skopeo, u = r['skopeo+umoci'];
 const f = (x) => x.toFixed(3);
 console.log(`| measure | berth | skopeo | berth / skopeo |`);
 console.log(`|---|---|---|---|`);
 console.log(`| wall time, mean ± sd (s), ${runs} runs | ${f(b.mean)} ± ${f(b.stddev)} | ${f(s.mean)} ± ${f(s.stddev)} | ${(b.mean / s.mean).toFixed(2)} |`);
+console.log(`| wall time vs download + unpack (skopeo + umoci raw unpack), s | ${f(b.mean)} ± ${f(b.stddev)} | ${f(u.mean)} ± ${f(u.stddev)} | ${(b.mean / u.mean).toFixed(2)} |`);
 console.log(`| peak RSS (MB): berth daemon vs skopeo | ${(daemonKb / 1024).toFixed(1)} | ${(skopeoKb / 1024).toFixed(1)} | ${(daemonKb / skopeoKb).toFixed(2)} |`);
 console.log(`| peak RSS (MB): berth CLI | ${(cliKb / 1024).toFixed(1)} | | |`);
 console.log(`\nimage: 4 layers, ${(size / 1e6).toFixed(1)} MB in the registry; ${new Date().toISOString().slice(0, 10)}, ${require('os').cpus().length} cores`);
