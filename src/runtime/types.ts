@@ -72,7 +72,11 @@ export interface ExitInfo {
 
 export interface RunningInfo { pid: number; started: string }
 
-export interface AttachOptions { stdin: boolean }
+export interface AttachOptions {
+  stdin: boolean;
+  /** Addition: output frames unchanged on `frames` (stdout/stderr then stay empty), for relaying as they are. */
+  raw?: boolean;
+}
 
 /** A live attach: output frames decoded, stdin writable (when asked for). */
 export interface AttachStream {
@@ -86,6 +90,8 @@ export interface AttachStream {
   close(): void;
   /** The raw socket, for relaying frames unchanged. */
   socket: Duplex;
+  /** Addition, with `raw: true`: the frame bytes after the helper's `ok` line, with backpressure. */
+  frames?: NodeJS.ReadableStream;
 }
 
 export interface ExecConfig {

@@ -6,6 +6,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { DOCKER_DEFAULT_CAPS } from '../../src/runtime/caps';
+import { defaultMounts, MASKED_PATHS, MS as RT_MS, READONLY_PATHS } from '../../src/runtime/spec';
+import {
+  escapeValue, parseExitFile, serializeExecSpec as serializeRuntimeExecSpec, serializeSpec as serializeRunSpec,
+} from '../../src/runtime/spec-format';
+import type { ExitInfo } from '../../src/runtime/types';
 
 export const REPO_ROOT = resolve(__dirname, '../..');
 export const HELPER_BIN = join(REPO_ROOT, 'dist/berth-helper');
@@ -80,101 +86,50 @@ export interface ExecSpec {
 
 // Linux MS_* bits used by the Docker-like defaults below.
 export const MS = {
-  RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, BIND: 4096, REC: 16384, PRIVATE: 1 << 18, STRICTATIME: 1 << 24,
+  RDONLY: RT_MS.RDONLY, NOSUID: RT_MS.NOSUID, NODEV: RT_MS.NODEV, NOEXEC: RT_MS.NOEXEC, BIND: RT_MS.BIND, REC: RT_MS.REC,
+  PRIVATE: RT_MS.PRIVATE, STRICTATIME: RT_MS.STRICTATIME,
 } as const;
 
-export const DOCKER_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID',
-  'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'];
+export const DOCKER_CAPS = DOCKER_DEFAULT_CAPS;
 
 /** What Docker sets up for a container (see the reference notes), minus the cgroup mount. */
 export function dockerDefaults(): Omit<HelperSpec, 'rootfs' | 'args'> {
   return {
     env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
     namespaces: ['mnt', 'uts', 'ipc', 'pid', 'net'],
-    mounts: [
-      { source: 'proc', target: '/proc', fstype: 'proc', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV },
-      { source: 'tmpfs', target: '/dev', fstype: 'tmpfs', flags: MS.NOSUID | MS.STRICTATIME, data: 'mode=755,size=65536k' },
-      { source: 'devpts', target: '/dev/pts', fstype: 'devpts', flags: MS.NOSUID | MS.NOEXEC, data: 'newinstance,ptmxmode=0666,mode=0620,gid=5' },
-      { source: 'sysfs', target: '/sys', fstype: 'sysfs', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV | MS.RDONLY },
-      { source: 'mqueue', target: '/dev/mqueue', fstype: 'mqueue', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV },
-      { source: 'shm', target: '/dev/shm', fstype: 'tmpfs', flags: MS.NOSUID | MS.NOEXEC | MS.NODEV, data: 'mode=1777,size=65536k' },
-    ],
-    masked: ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-      '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/proc/interrupts', '/sys/firmware', '/sys/devices/virtual/powercap'],
-    readonly: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
-    caps: DOCKER_CAPS,
+    mounts: defaultMounts({ privileged: false, cgroupNamespace: false }),
+    masked: [...MASKED_PATHS],
+    readonly: [...READONLY_PATHS],
+    caps: [...DOCKER_CAPS],
     noNewPrivs: true,
   };
 }
 
-export function escapeValue(value: string): string {
-  if (value.includes('\0')) throw new Error('spec values cannot hold NUL');
-  return value.replace(/[%\t\n\r]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'));
-}
+export { escapeValue };
 
-function line(key: string, ...values: Array<string | number>): string {
-  return [key, ...values.map((v) => escapeValue(String(v)))].join('\t') + '\n';
-}
-
+/** The runtime's serialiser, with the prototype's optional fields defaulted. */
 export function serializeSpec(spec: HelperSpec): string {
-  let out = 'berth-helper-spec 1\n';
-  out += line('rootfs', spec.rootfs);
-  for (const a of spec.args) out += line('arg', a);
-  for (const e of spec.env ?? []) out += line('env', e);
-  if (spec.cwd) out += line('cwd', spec.cwd);
-  if (spec.uid !== undefined) out += line('uid', spec.uid);
-  if (spec.gid !== undefined) out += line('gid', spec.gid);
-  for (const g of spec.groups ?? []) out += line('groups', g);
-  if (spec.hostname) out += line('hostname', spec.hostname);
-  for (const ns of spec.namespaces ?? []) out += line('ns', ns);
-  if (spec.netns) out += line('netns', spec.netns);
-  for (const m of spec.mounts ?? []) out += line('mount', m.source, m.target, m.fstype, m.flags, m.data ?? '');
-  for (const p of spec.masked ?? []) out += line('masked', p);
-  for (const p of spec.readonly ?? []) out += line('readonly', p);
-  for (const c of spec.caps ?? []) out += line('cap', c);
-  for (const [name, soft, hard] of spec.rlimits ?? []) out += line('rlimit', name, soft, hard);
-  if (spec.noNewPrivs) out += line('no_new_privs', 1);
-  out += line('tty', spec.tty ? 1 : 0);
-  out += line('stdin', spec.stdin ? 1 : 0);
-  for (const p of spec.cgroupProcs ?? []) out += line('cgroup_procs', p);
-  if (spec.log) out += line('log', spec.log.path, spec.log.maxBytes, spec.log.maxFiles);
-  if (spec.init) out += line('init', 1);
-  if (spec.waitStart) out += line('wait_start', 1);
-  return out;
+  return serializeRunSpec({
+    env: [], namespaces: [], mounts: [], masked: [], readonly: [], caps: [], cgroupProcs: [],
+    ...spec,
+    noNewPrivs: spec.noNewPrivs ?? false, tty: spec.tty ?? false, stdin: spec.stdin ?? false,
+    init: spec.init ?? false, waitStart: spec.waitStart ?? false,
+  });
 }
 
 export function serializeExecSpec(spec: ExecSpec): string {
-  let out = 'berth-helper-spec 1\n';
-  for (const a of spec.args) out += line('arg', a);
-  for (const e of spec.env ?? []) out += line('env', e);
-  if (spec.cwd) out += line('cwd', spec.cwd);
-  if (spec.uid !== undefined) out += line('uid', spec.uid);
-  if (spec.gid !== undefined) out += line('gid', spec.gid);
-  for (const c of spec.caps ?? []) out += line('cap', c);
-  if (spec.noNewPrivs) out += line('no_new_privs', 1);
-  out += line('tty', spec.tty ? 1 : 0);
-  out += line('stdin', spec.stdin ? 1 : 0);
-  out += line('ctl', spec.ctl);
-  out += line('exit', spec.exit);
-  if (spec.waitStart) out += line('wait_start', 1);
-  return out;
+  return serializeRuntimeExecSpec({
+    env: [], caps: [], ...spec,
+    noNewPrivs: spec.noNewPrivs ?? false, tty: spec.tty ?? false, stdin: spec.stdin ?? false, waitStart: spec.waitStart ?? false,
+  });
 }
 
-export interface ExitInfo { code: number; signal: number; finished: string; error?: string }
+export type { ExitInfo };
 
 export function parseExit(text: string): ExitInfo {
-  const fields = new Map<string, string>();
-  for (const l of text.split('\n')) {
-    const sp = l.indexOf(' ');
-    if (sp > 0) fields.set(l.slice(0, sp), l.slice(sp + 1));
-  }
-  const error = fields.get('error');
-  return {
-    code: Number(fields.get('code')),
-    signal: Number(fields.get('signal')),
-    finished: fields.get('finished') ?? '',
-    ...(error !== undefined ? { error: decodeURIComponent(error) } : {}),
-  };
+  const info = parseExitFile(text);
+  if (!info) throw new Error(`not an exit file: ${JSON.stringify(text)}`);
+  return info;
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
