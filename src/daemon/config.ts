@@ -21,6 +21,8 @@ export interface DaemonConfig {
   maxConcurrentDownloads: number;
   /** Upper bound on one layer's size in bytes; undefined leaves the image service's default. */
   maxLayerSize: number | undefined;
+  /** Parent cgroup of every container (dockerd's cgroup-parent); one per daemon on a shared host. */
+  cgroupParent: string;
   /** The config file read, if any (for messages and `info`). */
   configFile: string | undefined;
 }
@@ -29,6 +31,7 @@ export const DEFAULT_DATA_ROOT = '/var/lib/berth';
 export const DEFAULT_EXEC_ROOT = '/run/berth';
 export const DEFAULT_HOST = 'unix:///var/run/berth.sock';
 export const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 3;
+export const DEFAULT_CGROUP_PARENT = 'berth';
 
 export const DAEMON_FLAGS = {
   'data-root': { type: 'string', valueName: 'DIR', help: `Root of persistent state (default ${DEFAULT_DATA_ROOT})` },
@@ -41,6 +44,7 @@ export const DAEMON_FLAGS = {
   'log-level': { type: 'string', short: 'l', valueName: 'LEVEL', help: 'debug, info, warn, error (default info)' },
   'max-concurrent-downloads': { type: 'string', valueName: 'N', help: `Parallel layer downloads per pull (default ${DEFAULT_MAX_CONCURRENT_DOWNLOADS})` },
   'max-layer-size': { type: 'string', valueName: 'SIZE', help: 'Largest layer accepted, e.g. 512MB' },
+  'cgroup-parent': { type: 'string', valueName: 'NAME', help: `Parent cgroup for containers (default ${DEFAULT_CGROUP_PARENT})` },
   help: { type: 'bool', help: 'Print usage' },
 } as const satisfies FlagDefs;
 
@@ -134,8 +138,8 @@ export function splitInsecureRegistries(values: readonly string[]): { cidrs: str
   return { cidrs: values.filter(isCidr), hosts: values.filter((v) => !isCidr(v)) };
 }
 
-type FileKey = 'data-root' | 'exec-root' | 'hosts' | 'storage-driver' | 'insecure-registries' | 'log-level' | 'max-concurrent-downloads' | 'max-layer-size';
-const FILE_KEYS = new Set<string>(['data-root', 'exec-root', 'hosts', 'storage-driver', 'insecure-registries', 'log-level', 'max-concurrent-downloads', 'max-layer-size']);
+type FileKey = 'data-root' | 'exec-root' | 'hosts' | 'storage-driver' | 'insecure-registries' | 'log-level' | 'max-concurrent-downloads' | 'max-layer-size' | 'cgroup-parent';
+const FILE_KEYS = new Set<string>(['data-root', 'exec-root', 'hosts', 'storage-driver', 'insecure-registries', 'log-level', 'max-concurrent-downloads', 'max-layer-size', 'cgroup-parent']);
 
 /** Reads and validates a daemon.json-style file. Unknown keys are errors, as in dockerd. */
 export function readConfigFile(path: string, read: (p: string) => string = (p) => readFileSync(p, 'utf8')): Partial<Record<FileKey, unknown>> {
@@ -193,7 +197,15 @@ export function loadDaemonConfig(argv: readonly string[], read?: (p: string) => 
     ? parseByteSize('max-layer-size', flags['max-layer-size'])
     : file['max-layer-size'] !== undefined ? parseByteSize('max-layer-size', file['max-layer-size']) : undefined;
 
-  return { kind: 'run', config: { dataRoot, execRoot, hosts, storageDriver, insecureRegistries, logLevel, maxConcurrentDownloads, maxLayerSize, configFile } };
+  const cgroupParent = parseCgroupParent(pick(flags['cgroup-parent'], 'cgroup-parent', expectString, DEFAULT_CGROUP_PARENT));
+
+  return { kind: 'run', config: { dataRoot, execRoot, hosts, storageDriver, insecureRegistries, logLevel, maxConcurrentDownloads, maxLayerSize, cgroupParent, configFile } };
+}
+
+/** One plain directory name: the parent lives directly under each controller's root. */
+function parseCgroupParent(value: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(value)) throw bad('cgroup-parent', `${JSON.stringify(value)} is not a plain cgroup name`);
+  return value;
 }
 
 export function socketPathOf(host: string): string {

@@ -16,6 +16,10 @@ import { Graph } from '../minimal-graph';
 import { selectDriver } from '../storage';
 import { RegistryClient } from '../image/registry';
 import { ImageService } from '../image/service';
+import { familiarString, parseReference } from '../image/reference';
+import { detectCgroups, createCgroupManager } from '../cgroups';
+import { createRuntime } from '../runtime';
+import { openEngine, type ContainerEngine } from '../engine';
 
 const log = logger('daemon');
 
@@ -74,10 +78,21 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     const problems = await graph.check({ repair: true, verifyBlobs: false });
     if (problems.length) log.warn('image store repaired at start', { problems: problems.length });
     const registry = new RegistryClient({ insecureRegistries: config.insecureRegistries });
+    // rmi asks the engine, which opens after the image service: hence the late-bound closure.
+    let engineRef: ContainerEngine | undefined;
     const imageService = new ImageService({
       graph, registry, whiteoutFormat: storageDriver.whiteoutFormat, storageDriverName: driverDisplayName(storageDriver.name),
       maxConcurrentDownloads: config.maxConcurrentDownloads, maxLayerSize: config.maxLayerSize,
+      imageUser: (id) => engineRef?.imageUser(id),
     });
+    const cgroupManager = createCgroupManager(detectCgroups(), { parent: config.cgroupParent });
+    const runtime = createRuntime({ execRoot: config.execRoot });
+    const engine = await openEngine({
+      dataRoot: config.dataRoot, runtime, storage: storageDriver, cgroups: cgroupManager, graph,
+      resolveImage: (name) => imageService.resolve(name),
+      imageTags: (id) => graph.tagsOf(id).map((t) => familiarString(parseReference(t))),
+    });
+    engineRef = engine;
     const services: DaemonServices = {
       config,
       paths,
@@ -90,6 +105,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       imageService,
       registry,
       storageDriver,
+      containers: engine,
+      engine,
     };
     const router = buildRouter();
     const api = new ApiServer({ router, services });
@@ -106,7 +123,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
           if (graceMs === 0) api.closeNow();
           return closing;
         }
-        closing = api.close(graceMs).finally(() => { registry.close(); lock.release(); });
+        // Containers keep running (live restore): the engine only stops watching them.
+        closing = api.close(graceMs).then(() => engine.close()).finally(() => { registry.close(); lock.release(); });
         return closing;
       },
     };

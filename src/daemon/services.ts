@@ -6,6 +6,7 @@ import type { ImageService } from '../image/service';
 import type { RegistryClient } from '../image/registry';
 import type { StorageDriver } from '../storage';
 import type { HostInfo } from './hostinfo';
+import type { Engine } from '../engine/types';
 
 export interface DaemonPaths {
   dataRoot: string;
@@ -52,4 +53,6 @@ export interface DaemonServices {
   registry?: RegistryClient;
   storageDriver?: StorageDriver;
   containers?: ContainerCountProvider;
+  /** The container engine (container and exec routes). */
+  engine?: Engine;
 }

@@ -2,7 +2,8 @@
 // and gives tests a berth CLI and a real docker CLI pointed at it. Build first
 // (`npm run build`); the test runner does.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -96,6 +97,14 @@ export function pingSocket(socket: string): Promise<boolean> {
   });
 }
 
+/** Removes a test daemon's (empty) cgroup parent from every hierarchy; busy ones are left for the next run to report. */
+function removeCgroupParent(name: string): void {
+  const roots = ['/sys/fs/cgroup', ...(() => { try { return readdirSync('/sys/fs/cgroup').map((d) => join('/sys/fs/cgroup', d)); } catch { return []; } })()];
+  for (const root of roots) {
+    try { rmdirSync(join(root, name)); } catch { /* absent or not empty */ }
+  }
+}
+
 export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> {
   assertBuilt();
   const tmp = makeTempDir();
@@ -103,9 +112,15 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
   const execRoot = join(tmp, 'exec');
   const socket = join(tmp, 'berth.sock');
   const dockerConfig = join(tmp, 'docker-config');
-  const cleanup = (): void => { rmSync(tmp, { recursive: true, force: true }); };
+  // Each test daemon owns its own cgroup parent (stable per data root, so a restarted daemon
+  // re-adopts its containers) and never sweeps another daemon's container cgroups.
+  const cgroupParent = `berth-test-${createHash('sha256').update(dataRoot).digest('hex').slice(0, 12)}`;
+  const cleanup = (): void => {
+    rmSync(tmp, { recursive: true, force: true });
+    removeCgroupParent(cgroupParent);
+  };
 
-  const child = spawn(process.execPath, [BERTH_BIN, 'daemon', '--data-root', dataRoot, '--exec-root', execRoot, '--host', `unix://${socket}`, ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [BERTH_BIN, 'daemon', '--data-root', dataRoot, '--exec-root', execRoot, '--host', `unix://${socket}`, '--cgroup-parent', cgroupParent, ...(opts.args ?? [])], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
