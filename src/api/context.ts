@@ -93,12 +93,12 @@ export class RequestContext {
     return compareVersions(this.apiVersion, version) >= 0;
   }
 
-  /** The whole body, read once; ETOOLARGE past `limit` bytes. */
+  /** The whole body, read once; EBODYTOOLARGE (413) past `limit` bytes. */
   body(limit = DEFAULT_BODY_LIMIT): Promise<Buffer> {
     this.bodyPromise ??= new Promise<Buffer>((resolve, reject) => {
       const declared = Number(this.req.headers['content-length']);
       if (Number.isFinite(declared) && declared > limit) {
-        reject(new BerthError('ETOOLARGE', `request body is larger than ${limit} bytes`));
+        reject(new BerthError('EBODYTOOLARGE', `request body is larger than ${limit} bytes`));
         this.req.resume();
         return;
       }
@@ -107,7 +107,7 @@ export class RequestContext {
       this.req.on('data', (chunk: Buffer) => {
         size += chunk.length;
         if (size > limit) {
-          reject(new BerthError('ETOOLARGE', `request body is larger than ${limit} bytes`));
+          reject(new BerthError('EBODYTOOLARGE', `request body is larger than ${limit} bytes`));
           this.req.removeAllListeners('data');
           this.req.resume();
           return;

@@ -6,6 +6,11 @@ async function main(argv: string[]): Promise<number> {
     const { runDaemon } = await import('../daemon/main');
     return runDaemon(argv.slice(1));
   }
+  // A closed pipe (`berth events | head`) ends the CLI as SIGPIPE ends a C or Go tool.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(141);
+    throw err;
+  });
   const { runCli } = await import('../cli/main');
   return runCli(argv);
 }

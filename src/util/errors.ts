@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   EREGISTRY: { http: 500, exit: 6, mqtt: 'registry_error' },    // registry misbehaved or is unreachable
   EDIGEST: { http: 500, exit: 6, mqtt: 'digest_mismatch' },     // content does not match its digest
   ETOOLARGE: { http: 400, exit: 2, mqtt: 'too_large' },         // manifest or layer over a limit
+  EBODYTOOLARGE: { http: 413, exit: 2, mqtt: 'too_large' },     // an API request body over its limit
   EUNSUPPORTED: { http: 400, exit: 2, mqtt: 'unsupported' },    // unknown media type, platform, ...
   EUNSAFE: { http: 400, exit: 2, mqtt: 'unsafe_content' },      // archive tried to escape its root
   ECORRUPT: { http: 500, exit: 7, mqtt: 'corrupt' },            // the store is damaged
@@ -65,6 +66,7 @@ export function codeForHttpStatus(status: number): ErrorCode {
     case 403: return 'EDENIED';
     case 404: return 'ENOTFOUND';
     case 409: return 'ECONFLICT';
+    case 413: return 'EBODYTOOLARGE';
     case 304: return 'ENOTMODIFIED';
     default: return 'EINTERNAL';
   }

@@ -3,10 +3,16 @@
 import { Router } from '../router';
 import { registerSystemRoutes } from './system';
 import { registerImageRoutes } from './images';
+import { registerContainerRoutes } from './containers';
+import { registerExecRoutes } from './exec';
+import { registerEventRoutes } from './events';
 
 export const ROUTE_MODULES: ReadonlyArray<(router: Router) => void> = [
   registerSystemRoutes,
   registerImageRoutes,
+  registerContainerRoutes,
+  registerExecRoutes,
+  registerEventRoutes,
 ];
 
 export function buildRouter(modules: ReadonlyArray<(router: Router) => void> = ROUTE_MODULES): Router {

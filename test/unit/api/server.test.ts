@@ -76,7 +76,7 @@ test('JSON bodies and the size limit', async () => {
   const bad = await client.raw('POST', '/echo', { body: '{nope', headers: { 'Content-Type': 'application/json' } });
   assert.is(bad.statusCode, 400);
   const big = await client.raw('POST', '/small', { body: 'x'.repeat(100) });
-  assert.is(big.statusCode, 400);
+  assert.is(big.statusCode, 413);
   assert.is((await client.raw('POST', '/small', { body: 'tiny' })).statusCode, 204);
 });
 
