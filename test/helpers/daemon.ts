@@ -29,6 +29,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** Use this data root (kept afterwards) instead of a fresh temp one. */
   dataRoot?: string;
+  /** Use this exec root (kept afterwards): a restarted daemon finds its helpers there. */
+  execRoot?: string;
   /** Milliseconds to wait for the socket to answer /_ping. */
   readyTimeoutMs?: number;
 }
@@ -109,7 +111,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
   assertBuilt();
   const tmp = makeTempDir();
   const dataRoot = opts.dataRoot ?? join(tmp, 'data');
-  const execRoot = join(tmp, 'exec');
+  const execRoot = opts.execRoot ?? join(tmp, 'exec');
   const socket = join(tmp, 'berth.sock');
   const dockerConfig = join(tmp, 'docker-config');
   // Each test daemon owns its own cgroup parent (stable per data root, so a restarted daemon
