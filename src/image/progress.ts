@@ -1,3 +1,5 @@
+import { humanSize as decimalSize } from '../util/human';
+
 // Progress messages in the shape of Docker's JSON message stream. The image service
 // reports through a callback; only the API layer decides how they travel (HTTP chunks,
 // MQTT status), and only the CLI decides how they are drawn.
@@ -15,14 +17,9 @@ export type ProgressSink = (msg: ProgressMessage) => void;
 
 export const noProgress: ProgressSink = () => {};
 
-/** Docker's human size with decimal units and four significant digits ("4.261MB", "100kB"), as its progress bars show. */
+/** Docker's progress sizes: go-units HumanSize, four significant digits ("4.261MB"). */
 export function humanSize(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit++; }
-  // Number() drops trailing zeros of the fraction only ("2.800" -> 2.8, "100.0" -> 100).
-  return `${unit === 0 ? value : Number(value.toPrecision(4))}${units[unit]}`;
+  return decimalSize(bytes, 4);
 }
 
 /** The text bar Docker puts in `progress`, for clients that print it verbatim. */

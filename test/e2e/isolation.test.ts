@@ -19,7 +19,7 @@ let work: string;
 function pack(fill: (p: tarStream.Pack) => void): Promise<Buffer> {
   const p = tarStream.pack();
   const chunks: Buffer[] = [];
-  p.on('data', (c: Buffer) => chunks.push(c));
+  p.on('data', (c: unknown) => chunks.push(c as Buffer));
   const done = new Promise<Buffer>((resolve, reject) => { p.on('end', () => resolve(Buffer.concat(chunks))); p.on('error', reject); });
   fill(p);
   p.finalize();
