@@ -131,3 +131,19 @@ export function formatFlagHelp(defs: FlagDefs): string {
   const width = Math.max(...rows.map(([left]) => left.length));
   return 'Options:\n' + rows.map(([left, help]) => `  ${left.padEnd(width)}   ${help}`.trimEnd()).join('\n') + '\n';
 }
+
+/**
+ * docker's repeatable `--filter name=value` flags as the API's filters object
+ * ({"name":["value",...]}); `allowed` rejects keys the command does not know.
+ */
+export function parseFilterFlags(values: readonly string[], allowed?: ReadonlySet<string>): Record<string, string[]> {
+  const filters: Record<string, string[]> = {};
+  for (const f of values) {
+    const eq = f.indexOf('=');
+    if (eq <= 0) throw new BerthError('EINVAL', `bad format of filter (expected name=value): ${f}`);
+    const key = f.slice(0, eq);
+    if (allowed && !allowed.has(key)) throw new BerthError('EINVAL', `invalid filter '${key}'`);
+    (filters[key] ??= []).push(f.slice(eq + 1));
+  }
+  return filters;
+}

@@ -1,7 +1,7 @@
 // `berth events` (also `system events`): the daemon's event stream, printed like
 // docker's: "TIME TYPE ACTION ID (k=v, ...)" or through --format.
 import { BerthError } from '../../util/errors';
-import { parseFlags, formatFlagHelp, type FlagDefs } from '../flags';
+import { parseFilterFlags, parseFlags, formatFlagHelp, type FlagDefs } from '../flags';
 import { isJsonFormat, renderFormat } from '../format';
 import { parseSinceUntil } from '../containers';
 import type { CliContext } from '../command';
@@ -45,12 +45,7 @@ export function formatEvent(e: EventMessage): string {
 export async function run(args: string[], ctx: CliContext): Promise<number> {
   const { flags, positionals } = parseFlags(args, FLAGS);
   if (positionals.length) throw new BerthError('EINVAL', `"${ctx.commandName}" accepts no arguments`);
-  const filters: Record<string, string[]> = {};
-  for (const f of flags.filter) {
-    const eq = f.indexOf('=');
-    if (eq <= 0) throw new BerthError('EINVAL', `bad format of filter (expected name=value): ${f}`);
-    (filters[f.slice(0, eq)] ??= []).push(f.slice(eq + 1));
-  }
+  const filters = parseFilterFlags(flags.filter);
   const format = flags.format === 'json' ? '{{json .}}' : flags.format;
   const stream = ctx.client().stream<EventMessage>('GET', '/events', {
     query: { since: parseSinceUntil(flags.since), until: parseSinceUntil(flags.until), filters: Object.keys(filters).length ? JSON.stringify(filters) : undefined },

@@ -1,6 +1,6 @@
 // `berth images` (also `image ls`, `image list`): docker's image table, one row per tag.
 import { BerthError } from '../../util/errors';
-import { parseFlags, formatFlagHelp, type FlagDefs } from '../flags';
+import { parseFilterFlags, parseFlags, formatFlagHelp, type FlagDefs } from '../flags';
 import { formatTable, humanSize, isJsonFormat, renderFormat, shortId, timeAgo } from '../format';
 import { splitReference } from '../reference';
 import type { CliContext } from '../command';
@@ -146,14 +146,7 @@ const FILTER_KEYS = new Set(['dangling', 'reference']);
 export async function run(args: string[], ctx: CliContext): Promise<number> {
   const { flags, positionals } = parseFlags(args, FLAGS);
   if (positionals.length > 1) throw new BerthError('EINVAL', `"images" requires at most 1 argument`);
-  const filters: Record<string, string[]> = {};
-  for (const f of flags.filter) {
-    const eq = f.indexOf('=');
-    if (eq <= 0) throw new BerthError('EINVAL', `bad format of filter (expected name=value): ${f}`);
-    const key = f.slice(0, eq);
-    if (!FILTER_KEYS.has(key)) throw new BerthError('EINVAL', `invalid filter '${key}'`);
-    (filters[key] ??= []).push(f.slice(eq + 1));
-  }
+  const filters = parseFilterFlags(flags.filter, FILTER_KEYS);
   if (positionals[0]) (filters.reference ??= []).push(positionals[0]);
   const images = await ctx.client().json<ImageSummary[]>('GET', '/images/json', {
     query: { all: flags.all || undefined, filters: Object.keys(filters).length ? JSON.stringify(filters) : undefined },

@@ -1,6 +1,6 @@
 // `berth ps` (also `container ls`, `container list`): docker's container table.
 import { BerthError } from '../../util/errors';
-import { parseFlags, formatFlagHelp, type FlagDefs } from '../flags';
+import { parseFilterFlags, parseFlags, formatFlagHelp, type FlagDefs } from '../flags';
 import { formatTable, humanSize, isJsonFormat, renderFormat, shortId, timeAgo } from '../format';
 import type { CliContext } from '../command';
 
@@ -136,12 +136,7 @@ export function renderContainers(rows: ContainerRow[], opts: { format?: string; 
 export async function run(args: string[], ctx: CliContext): Promise<number> {
   const { flags, positionals } = parseFlags(args, FLAGS);
   if (positionals.length) throw new BerthError('EINVAL', `"${ctx.commandName}" accepts no arguments`);
-  const filters: Record<string, string[]> = {};
-  for (const f of flags.filter) {
-    const eq = f.indexOf('=');
-    if (eq <= 0) throw new BerthError('EINVAL', `bad format of filter (expected name=value): ${f}`);
-    (filters[f.slice(0, eq)] ??= []).push(f.slice(eq + 1));
-  }
+  const filters = parseFilterFlags(flags.filter);
   let limit = flags.latest ? 1 : undefined;
   if (flags.last !== undefined) {
     const n = Number(flags.last);
