@@ -186,22 +186,7 @@ static int start_exec(struct session *s)
 
 static int exec_fail_early(const char *exit_path, const struct failure *f, int *ready_fd)
 {
-	if (exit_path) {
-		struct buf text = {0};
-		char finished[40], head[96];
-		format_rfc3339nano(finished);
-		snprintf(head, sizeof head, "code 126\nsignal 0\nfinished %s\nerror ", finished);
-		buf_append(&text, head, strlen(head));
-		percent_escape(f->msg, &text);
-		buf_append(&text, "\n", 2);
-		struct failure ignored;
-		atomic_write_file(exit_path, text.data, &ignored);
-		buf_free(&text);
-	}
-	char line[1100];
-	snprintf(line, sizeof line, "error %s\n", f->msg);
-	ready_send(ready_fd, line);
-	return 1;
+	return report_early_failure(exit_path, 126, f, ready_fd);
 }
 
 int exec_in_container(const char *exec_spec_path, int ready_fd)

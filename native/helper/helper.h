@@ -136,5 +136,6 @@ int exec_in_container(const char *exec_spec_path, int ready_fd);
 
 /* main.c: the readiness message to the launcher */
 void ready_send(int *ready_fd, const char *line);
+int report_early_failure(const char *exit_path, int code, const struct failure *f, int *ready_fd);
 
 #endif

@@ -29,6 +29,31 @@ void ready_send(int *ready_fd, const char *line)
 	*ready_fd = -1;
 }
 
+/*
+ * A run or exec that fails before its process exists still leaves an exit file (when
+ * it knows where) with `code` and the reason, and tells the launcher through the ready
+ * pipe. Returns 1, the launcher's exit status for this case.
+ */
+int report_early_failure(const char *exit_path, int code, const struct failure *f, int *ready_fd)
+{
+	if (exit_path) {
+		struct buf text = {0};
+		char finished[40], head[96];
+		format_rfc3339nano(finished);
+		snprintf(head, sizeof head, "code %d\nsignal 0\nfinished %s\nerror ", code, finished);
+		buf_append(&text, head, strlen(head));
+		percent_escape(f->msg, &text);
+		buf_append(&text, "\n", 2);
+		struct failure ignored;
+		atomic_write_file(exit_path, text.data, &ignored);
+		buf_free(&text);
+	}
+	char line[1100];
+	snprintf(line, sizeof line, "error %s\n", f->msg);
+	ready_send(ready_fd, line);
+	return 1;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: berth-helper run BUNDLE_DIR\n"

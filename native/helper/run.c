@@ -257,19 +257,7 @@ static int start_container(struct session *s)
 /* Errors before the container exists still leave an exit file for the daemon. */
 static int fail_early(const struct failure *f, int *ready_fd)
 {
-	struct buf text = {0};
-	char finished[40], head[96];
-	format_rfc3339nano(finished);
-	snprintf(head, sizeof head, "code 125\nsignal 0\nfinished %s\nerror ", finished);
-	buf_append(&text, head, strlen(head));
-	percent_escape(f->msg, &text);
-	buf_append(&text, "\n", 2);
-	struct failure ignored;
-	atomic_write_file(EXIT_FILE, text.data, &ignored);
-	buf_free(&text);
-	char line[1100];
-	snprintf(line, sizeof line, "error %s\n", f->msg);
-	ready_send(ready_fd, line);
+	report_early_failure(EXIT_FILE, 125, f, ready_fd);
 	unlink(PID_FILE);
 	return 1;
 }
