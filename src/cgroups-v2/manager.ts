@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { BerthError } from '../util/errors';
 import { ContainerGroupBase, checkGroupName, isGroupName, checkLimits, controllerForLimit, parentSegments, supportReport } from '../cgroups/common';
 import { countCpuList } from '../cgroups/limits';
-import { readControl, writeControl, type CgroupOps } from '../cgroups/ops';
+import { readControl, readProcs, writeControl, type CgroupOps } from '../cgroups/ops';
 import { hostOnlineCpus, readSystemCpuNanos } from '../host/proc-stat';
 import type { CgroupLimits, CgroupManager, CgroupSetup, CgroupStats, CgroupSupport, ContainerCgroup, LimitKey } from '../cgroups/types';
 import { applyCpuLimits, readCpuUsageNanos } from './cpu';
@@ -40,6 +40,8 @@ function v2ControllerForLimit(key: LimitKey): string {
 export class CgroupV2Manager implements CgroupManager {
   private readonly parent: string[];
   private readonly mount: string;
+  /** Controllers the last parent set-up could not enable, with why (shown instead of "no such file"). */
+  private blocked = new Map<string, string>();
 
   constructor(readonly setup: CgroupSetup, private readonly opts: V2ManagerOptions) {
     if (!setup.v2Mount) throw new BerthError('EINTERNAL', 'a cgroup v2 manager needs the cgroup2 mount point');
@@ -48,8 +50,16 @@ export class CgroupV2Manager implements CgroupManager {
   }
 
   supports(keys: readonly LimitKey[]): CgroupSupport {
-    return supportReport(keys, (key) => this.setup.v2Controllers.includes(v2ControllerForLimit(key)), V2_DEVICES_NOTE,
-      (missing) => `no ${[...new Set(missing.map(v2ControllerForLimit))].join('/')} controller in its cgroup2 hierarchy`);
+    return this.supportFor(keys, this.blocked);
+  }
+
+  private supportFor(keys: readonly LimitKey[], blocked: ReadonlyMap<string, string>): CgroupSupport {
+    const usable = (controller: string): boolean => this.setup.v2Controllers.includes(controller) && !blocked.has(controller);
+    return supportReport(keys, (key) => usable(v2ControllerForLimit(key)), V2_DEVICES_NOTE, (missing) => {
+      const controllers = [...new Set(missing.map(v2ControllerForLimit))];
+      const reasons = [...new Set(controllers.map((c) => blocked.get(c)).filter((r): r is string => !!r))];
+      return reasons.length ? reasons.join('; ') : `no ${controllers.join('/')} controller in its cgroup2 hierarchy`;
+    });
   }
 
   private parentDir(): string {
@@ -58,9 +68,12 @@ export class CgroupV2Manager implements CgroupManager {
 
   async create(id: string, limits: CgroupLimits): Promise<ContainerCgroup> {
     checkGroupName(id);
-    checkLimits(limits, (keys) => this.supports(keys));
+    // What the host offers first; what the parent chain refused is known after ensureParent
+    // (an earlier refusal may have been fixed since, so it is not held against this one).
+    checkLimits(limits, (keys) => this.supportFor(keys, new Map()));
     const { ops } = this.opts;
     await this.ensureParent();
+    checkLimits(limits, (keys) => this.supports(keys));
     const dir = join(this.parentDir(), id);
     try {
       await ops.mkdir(dir);
@@ -79,30 +92,52 @@ export class CgroupV2Manager implements CgroupManager {
   }
 
   /**
-   * Creates the parent chain and turns on our controllers at each level. A failed enable
-   * (a controller another manager holds, or a level with processes of its own) is left
-   * to surface as a missing interface file when a limit actually needs it.
+   * Creates the parent chain and turns on our controllers at each level. A refused enable
+   * only matters to containers whose limits need that controller, so it is recorded
+   * (see supports()) rather than thrown.
    */
   private async ensureParent(): Promise<void> {
     const { ops } = this.opts;
+    // Swapped in whole at the end so a concurrent create never sees half a set-up.
+    const blocked = new Map<string, string>();
     let dir = this.mount;
-    await this.enableControllers(dir);
+    await this.enableControllers(dir, blocked);
     for (const segment of this.parent) {
       dir = join(dir, segment);
       try { await ops.mkdir(dir); } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new BerthError('EINTERNAL', `cannot create cgroup ${dir}: ${(err as Error).message}`, { cause: err });
       }
-      await this.enableControllers(dir);
+      await this.enableControllers(dir, blocked);
     }
+    this.blocked = blocked;
   }
 
-  private async enableControllers(dir: string): Promise<void> {
+  private async enableControllers(dir: string, blocked: Map<string, string>): Promise<void> {
     const { ops } = this.opts;
+    // Only the root may both hold processes and delegate. Below it the kernel refuses memory
+    // and io there, and enabling cpu, cpuset or pids makes the level a thread root whose
+    // new children are "domain invalid" and take no processes: the container could not start.
+    if (dir !== this.mount) {
+      const pids = await readProcs(ops, dir);
+      if (pids.length) {
+        throw new BerthError('ECONFLICT', `cannot set up container cgroups under ${dir}: it holds processes (pids ${pids.join(' ')}), and a cgroup v2 group with processes of its own cannot give controllers to child groups; berth's cgroup parent must hold no processes (move them out or use another parent)`);
+      }
+    }
     const available = ((await readControl(ops, dir, 'cgroup.controllers')) ?? '').split(/\s+/);
     const enabled = ((await readControl(ops, dir, 'cgroup.subtree_control')) ?? '').split(/\s+/);
     for (const controller of V2_USED_CONTROLLERS) {
-      if (!available.includes(controller) || enabled.includes(controller)) continue;
-      await writeControl(ops, dir, 'cgroup.subtree_control', `+${controller}`, `the ${controller} controller`).catch(() => undefined);
+      if (blocked.has(controller)) continue;
+      if (!available.includes(controller)) {
+        // Not delegated to this level: our enable failed above, or the root's owner withholds it.
+        if (dir !== this.mount && this.setup.v2Controllers.includes(controller)) blocked.set(controller, `the ${controller} controller not delegated to ${dir}`);
+        continue;
+      }
+      if (enabled.includes(controller)) continue;
+      try {
+        await ops.writeFile(join(dir, 'cgroup.subtree_control'), `+${controller}`);
+      } catch (err) {
+        blocked.set(controller, `the ${controller} controller refused in ${join(dir, 'cgroup.subtree_control')} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      }
     }
   }
 

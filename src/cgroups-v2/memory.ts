@@ -14,17 +14,19 @@ export function swapMaxValue(memory: number | undefined, memoryPlusSwapBytes: nu
 
 export async function applyMemoryLimits(ops: CgroupOps, dir: string, limits: CgroupLimits, phase: 'create' | 'update'): Promise<void> {
   const memory = limits.memory && limits.memory > 0 ? limits.memory : undefined;
-  if (memory !== undefined) await writeControl(ops, dir, 'memory.max', memory, 'memory limit');
+  // Swap first, as runc does: lowering memory.max makes the kernel reclaim at once, and
+  // under the old swap.max it could push out more than the new limit allows (pages
+  // already in swap stay there when swap.max drops later).
   const total = memoryPlusSwap(limits, phase);
-  if (total === undefined) return;
-  if (!await ops.exists(join(dir, 'memory.swap.max'))) {
-    // Kernels without swap support have no memory.swap.max; only an explicit request fails.
-    if (limits.memorySwap !== undefined && limits.memorySwap > 0) {
+  if (total !== undefined) {
+    if (await ops.exists(join(dir, 'memory.swap.max'))) {
+      await writeControl(ops, dir, 'memory.swap.max', swapMaxValue(memory, total), 'memory-swap limit');
+    } else if (limits.memorySwap !== undefined && limits.memorySwap > 0) {
+      // Kernels without swap support have no memory.swap.max; only an explicit request fails.
       throw new BerthError('EUNSUPPORTED', 'memory-swap limit requested but this host\'s memory cgroup has no swap control (memory.swap.max)');
     }
-    return;
   }
-  await writeControl(ops, dir, 'memory.swap.max', swapMaxValue(memory, total), 'memory-swap limit');
+  if (memory !== undefined) await writeControl(ops, dir, 'memory.max', memory, 'memory limit');
 }
 
 export async function readMemoryStats(ops: CgroupOps, dir: string): Promise<Omit<CgroupStats['memory'], 'limit'> & { limit?: number }> {

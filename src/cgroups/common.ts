@@ -99,8 +99,22 @@ export abstract class ContainerGroupBase implements ContainerCgroup {
 
   async pids(): Promise<number[]> {
     const all = new Set<number>();
-    for (const dir of this.dirs) for (const pid of await readProcs(this.ops, dir)) all.add(pid);
+    for (const dir of this.dirs) await this.collectPids(dir, all);
     return [...all].sort((a, b) => a - b);
+  }
+
+  /**
+   * cgroup.procs lists only a group's own members, so processes a (privileged) container
+   * moved into child groups would escape top, signals and the no-cgroup.kill path.
+   */
+  private async collectPids(dir: string, into: Set<number>): Promise<void> {
+    for (const pid of await readProcs(this.ops, dir)) into.add(pid);
+    let children: string[];
+    try { children = await this.ops.listDirs(dir); } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return;
+      throw err;
+    }
+    for (const child of children) await this.collectPids(join(dir, child), into);
   }
 
   async killAll(signal: NodeJS.Signals | number = 'SIGKILL'): Promise<void> {
