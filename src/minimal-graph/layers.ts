@@ -70,6 +70,9 @@ export class LayerStore {
   /** A fresh, empty directory to extract a layer into. */
   async beginCreate(): Promise<string> {
     const dir = await fsp.mkdtemp(join(this.tmpDir, 'layer-'));
+    // mkdtemp makes 0700; a layer whose tar has no "./" entry keeps its root's mode, and a
+    // container's / must be traversable by non-root users, as Docker's 0755 root is.
+    await fsp.chmod(dir, 0o755);
     this.activeTemps.add(dir);
     return dir;
   }
