@@ -120,6 +120,12 @@ test("Docker's capability set, no_new_privs, masked and read-only /proc paths", 
   assert.match(r.stdout, /^ro$/m, '/proc/sys is read-only');
 });
 
+test('a non-root user can use the root filesystem', async () => {
+  const r = await daemon.cli(['run', '--rm', '-u', 'nobody', IMAGE, 'sh', '-c', 'id -u; stat -c %a /; ls /bin/sh > /dev/null && echo traversed'], { timeoutMs: 30_000 });
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim().split('\n'), ['65534', '755', 'traversed']);
+});
+
 test('cannot mount', async () => {
   const r = await run('sh', '-c', 'mount -t tmpfs none /mnt && echo mounted || echo refused');
   assert.match(r.stdout, /refused/);
