@@ -1,7 +1,7 @@
 // `berth daemon`: parse the configuration, start, run until SIGTERM/SIGINT, shut down
 // cleanly. Returns the process exit code; failures print one line and use errors.ts codes.
 import { exitCodeOf, toBerthError } from '../util/errors';
-import { logger, setLogLevel } from '../util/log';
+import { logger, setLogLevel, setLogSink } from '../util/log';
 import { VERSION } from '../util/version';
 import { loadDaemonConfig, DAEMON_USAGE } from './config';
 import { startDaemon } from './daemon';
@@ -28,6 +28,10 @@ export async function runDaemon(argv: string[]): Promise<number> {
   }
   const { config } = command;
   setLogLevel(config.logLevel);
+
+  // With its output pipe gone (a supervisor gone, a closed terminal), a log line must not
+  // raise an error that is itself logged, round and round: drop log lines instead.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => setLogSink(() => {}));
 
   // A stray rejection or throw from a request's background work must not take the
   // whole API (and with it every container's management) down.
