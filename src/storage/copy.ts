@@ -11,6 +11,7 @@ import { logger } from '../util/log';
 import { syncFilesystem } from '../host/mount';
 import { mknod, splitDev, llistxattr, lgetxattr, lsetxattr } from '../host/fsops';
 import { assertValidId, relativeComponents, type LowerLayer, type StorageDriver } from './driver';
+import { copyChanges, type Change } from './changes';
 import { discardDir, isTempName, pathExists, removeTree, treeSize } from './fsutil';
 
 const log = logger('storage/copy');
@@ -209,6 +210,12 @@ export class CopyDriver implements StorageDriver {
     const dir = this.dir(id);
     if (!await pathExists(dir)) throw new BerthError('ENOCONTAINER', `no storage for container ${id}`);
     return treeSize(join(dir, 'rootfs'));
+  }
+
+  async changes(id: string, lowers: LowerLayer[]): Promise<Change[]> {
+    const dir = this.dir(id);
+    if (!await pathExists(dir)) throw new BerthError('ENOCONTAINER', `no storage for container ${id}`);
+    return copyChanges(join(dir, 'rootfs'), lowers);
   }
 
   status(): Array<[string, string]> {

@@ -2,6 +2,7 @@
 // unpacked image layers. Two strategies: overlay (kernel union mount, nothing copied) and
 // copy (a full copy per container, for data roots overlayfs cannot sit on).
 import { BerthError } from '../util/errors';
+import type { Change } from './changes';
 
 export interface LowerLayer {
   /** An unpacked layer's diff/ directory (absolute path). */
@@ -30,6 +31,8 @@ export interface StorageDriver {
   exists(id: string): Promise<boolean>;
   /** Bytes in the container's writable layer. */
   diffSize(id: string): Promise<number>;
+  /** What the container changed against `lowers` (its image layers, bottom first), for `docker diff`. */
+  changes(id: string, lowers: LowerLayer[]): Promise<Change[]>;
   /** Rows for `docker info` DriverStatus, e.g. [['Backing Filesystem','extfs'],['Supports d_type','true']]. */
   status(): Array<[string, string]>;
   /** Removes half-created containers' dirs and stale mounts; called at daemon start. */

@@ -6,3 +6,4 @@ export { CopyDriver, applyLayerByCopy } from './copy';
 export type { CopyOptions } from './copy';
 export { selectDriver, probeOverlay, backingFsName, normaliseDriverName } from './detect';
 export type { OverlayProbe } from './detect';
+export { ChangeKind, type Change } from './changes';

@@ -12,6 +12,7 @@ import { writeJsonAtomic, readJsonIfExists, tempPathFor, fsyncDir, renameDurable
 import { logger } from '../util/log';
 import { mount as mountSyscall, MOUNT_DATA_MAX, isMountpoint } from '../host/mount';
 import { assertValidId, type LowerLayer, type StorageDriver } from './driver';
+import { overlayChanges, type Change } from './changes';
 import { discardDir, isTempName, KeyedQueue, pathExists, removeTree, treeSize, unmountAll } from './fsutil';
 
 const log = logger('storage/overlay');
@@ -236,6 +237,12 @@ export class OverlayDriver implements StorageDriver {
   async diffSize(id: string): Promise<number> {
     await this.readRecord(id);
     return treeSize(join(this.dir(id), 'upper'));
+  }
+
+  async changes(id: string): Promise<Change[]> {
+    // The record's lowers are the ones actually mounted; the caller's are the same layers.
+    const record = await this.readRecord(id);
+    return overlayChanges(join(this.dir(id), 'upper'), record.lowers);
   }
 
   status(): Array<[string, string]> {
