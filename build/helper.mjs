@@ -14,13 +14,15 @@ function onPath(name) {
   return (process.env.PATH || '').split(delimiter).some((dir) => dir && existsSync(join(dir, name)));
 }
 
-export function buildHelper(out = join(ROOT, 'dist/berth-helper')) {
-  const cc = process.env.CC || (onPath('musl-gcc') ? 'musl-gcc' : 'gcc');
+/** options.cc and options.flags serve the cross builds (build/helpers.mjs). */
+export function buildHelper(out = join(ROOT, 'dist/berth-helper'), options = {}) {
+  const cc = options.cc || process.env.CC || (onPath('musl-gcc') ? 'musl-gcc' : 'gcc');
   const sources = readdirSync(SOURCES).filter((f) => f.endsWith('.c')).sort().map((f) => join(SOURCES, f));
   const flags = [
     '-static', '-Os', '-s', '-std=c11', '-Wall', '-Wextra', '-Werror',
     // Drop unused code and data: the binary ships to routers with a few MB of flash.
     '-ffunction-sections', '-fdata-sections', '-Wl,--gc-sections',
+    ...(options.flags || []),
     ...(process.env.HELPER_CFLAGS || '').split(/\s+/).filter(Boolean),
   ];
   mkdirSync(dirname(out), { recursive: true });

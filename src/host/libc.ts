@@ -1,6 +1,8 @@
 // The one place that loads libc through koffi. Other src/host/ modules declare the
 // functions they need from here. Loaded lazily: the CLI never touches it, and a
 // machine without koffi's prebuilt binary (MIPS) fails only when a syscall is needed.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { BerthError } from '../util/errors';
 
 type Koffi = typeof import('koffi');
@@ -10,6 +12,12 @@ let libcHandle: ReturnType<Koffi['load']> | undefined;
 export function koffi(): Koffi {
   if (!koffiModule) {
     try {
+      // A single binary (Node SEA) cannot load koffi's .node from its blob: the build ships it
+      // in koffi/<triplet>/ beside the executable, where koffi looks when process.resourcesPath
+      // is set (its hook for packaged apps).
+      const execDir = dirname(process.execPath);
+      const proc = process as NodeJS.Process & { resourcesPath?: string };
+      if (proc.resourcesPath === undefined && existsSync(join(execDir, 'koffi'))) proc.resourcesPath = execDir;
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       koffiModule = require('koffi') as Koffi;
     } catch (err) {

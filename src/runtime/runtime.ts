@@ -33,7 +33,10 @@ export interface RuntimeOptions {
 /** BERTH_HELPER, else beside the bundle or the executable, else the repo's dist/ (running from source). */
 export function defaultHelperPath(): string {
   if (process.env.BERTH_HELPER) return process.env.BERTH_HELPER;
-  const candidates = [join(__dirname, 'berth-helper'), join(resolve(process.execPath, '..'), 'berth-helper')];
+  const execDir = resolve(process.execPath, '..');
+  // dist/ holds every target's single binary with its helper as berth-helper-<target>.
+  const targetName = ({ x64: 'x86_64', arm64: 'aarch64', arm: 'armv7', mipsel: 'mipsel', mips: 'mips' } as Record<string, string>)[process.arch];
+  const candidates = [join(__dirname, 'berth-helper'), join(execDir, 'berth-helper'), ...(targetName ? [join(execDir, `berth-helper-${targetName}`)] : [])];
   for (const c of candidates) if (existsSync(c)) return c;
   return resolve(__dirname, '../../dist/berth-helper');
 }

@@ -1,0 +1,152 @@
+// What `npm run build:all` ships: the single binaries (each answers `berth --version` and
+// `berth version` under qemu-user, x64 natively) and the ipks (unpacked like opkg does:
+// outer tar.gz, then control.tar.gz and data.tar.gz; fields, scripts and files checked).
+// Needs the build output; skipped with a line saying so when it is absent.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join, resolve } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import tarStream from 'tar-stream';
+
+const ROOT = resolve(__dirname, '../..');
+const DIST = join(ROOT, 'dist');
+const version: string = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
+
+interface Target {
+  name: string; openwrtArch: string; binary: string | null; nodeVersion: string | null;
+  koffi: { dir: string } | null;
+  qemu: { binary: string; cpu: string; ldPrefix: string | null } | null;
+}
+const targets: Target[] = JSON.parse(readFileSync(join(ROOT, 'build/targets.json'), 'utf8')).targets;
+const onPath = (name: string) => (process.env.PATH ?? '').split(delimiter).some((d) => d && existsSync(join(d, name)));
+
+interface Entry { name: string; type: string; mode: number; linkname?: string | null; data: Buffer }
+async function untar(gz: Buffer): Promise<Map<string, Entry>> {
+  const entries = new Map<string, Entry>();
+  const extract = tarStream.extract();
+  const done = new Promise<void>((res, rej) => { extract.on('finish', () => res()); extract.on('error', rej); });
+  extract.on('entry', (header, stream, next) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: unknown) => chunks.push(c as Buffer));
+    stream.on('end', () => {
+      entries.set(header.name.replace(/^\.\//, ''), { name: header.name, type: header.type ?? 'file', mode: header.mode ?? 0, linkname: header.linkname, data: Buffer.concat(chunks) });
+      next();
+    });
+  });
+  extract.end(gunzipSync(gz));
+  await done;
+  return entries;
+}
+
+function runOn(target: Target, args: string[]): string {
+  const bin = join(DIST, target.binary!);
+  const argv = target.qemu ? [target.qemu.binary, '-cpu', target.qemu.cpu, ...(target.qemu.ldPrefix ? ['-L', target.qemu.ldPrefix] : []), bin, ...args] : [bin, ...args];
+  // `berth version` fails without a daemon (as docker does) after printing the client part.
+  try {
+    return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BERTH_HOST: 'unix:///nonexistent/berth.sock' } });
+  } catch (err) {
+    const e = err as { stdout?: string; status?: number };
+    if (e.stdout?.includes('Client:')) return e.stdout;
+    throw err;
+  }
+}
+
+for (const target of targets.filter((t) => t.binary)) {
+  const bin = join(DIST, target.binary!);
+  if (!existsSync(bin)) {
+    test(`${target.binary} (skipped: not built)`, () => console.log(`skipped: ${bin} missing; run npm run build:binaries`));
+    continue;
+  }
+  if (target.qemu && !onPath(target.qemu.binary)) {
+    test(`${target.binary} (skipped: ${target.qemu.binary} not installed)`, () => console.log(`skipped: install qemu-user-static to run ${target.binary}`));
+    continue;
+  }
+  test(`${target.binary}: berth version under ${target.qemu ? target.qemu.binary : 'the host'}`, () => {
+    assert.is(runOn(target, ['--version']).trim(), `berth version ${version}`);
+    const out = runOn(target, ['version']);
+    const nodeVersion = target.nodeVersion === 'host' ? process.versions.node : target.nodeVersion;
+    assert.match(out, new RegExp(`Node version:\\s+node v${nodeVersion!.replace(/\./g, '\\.')}`));
+    assert.ok(existsSync(join(DIST, `berth-helper-${target.name}`)), 'helper beside the binary');
+    assert.ok(existsSync(join(DIST, 'koffi', target.koffi!.dir, 'koffi.node')), 'koffi beside the binary');
+  });
+}
+
+const x64 = targets.find((t) => t.name === 'x86_64')!;
+const x64Binary = join(DIST, x64.binary!);
+const image = join(DIST, 'default-image.tar');
+if (process.arch === 'x64' && process.getuid?.() === 0 && existsSync(x64Binary) && existsSync(image)) {
+  test('the x64 single binary runs a container (koffi and the helper found beside it)', async () => {
+    // A SEA's require() reaches only built-ins: the daemon's syscalls (mount, statfs)
+    // prove koffi loads from dist/koffi/, and the run proves berth-helper-x86_64 is found.
+    const dir = mkdtempSync(join(tmpdir(), 'berth-sea-'));
+    const host = `unix://${dir}/berth.sock`;
+    const daemon = spawn(x64Binary, ['daemon', '--data-root', `${dir}/data`, '--exec-root', `${dir}/exec`, '-H', host, '--bridge', 'none', '--cgroup-parent', `berth-sea-${process.pid}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    daemon.stdout!.on('data', (d) => { log += d; });
+    daemon.stderr!.on('data', (d) => { log += d; });
+    const cli = (...args: string[]) => execFileSync(x64Binary, args, { encoding: 'utf8', timeout: 30_000, env: { ...process.env, BERTH_HOST: host } });
+    try {
+      for (let i = 0; i < 100 && !existsSync(`${dir}/berth.sock`); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(existsSync(`${dir}/berth.sock`), log);
+      assert.not.match(log, /single-executable applications only supports loading built-in modules/);
+      cli('load', '-i', image);
+      assert.is(cli('run', '--rm', 'localhost/busybox:latest', 'echo', 'hello from the single binary').trim(), 'hello from the single binary');
+    } finally {
+      daemon.kill('SIGTERM');
+      await new Promise((r) => daemon.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+      // The daemon leaves its (empty) cgroup parent behind; remove it from every hierarchy.
+      for (const root of ['/sys/fs/cgroup', ...readdirSync('/sys/fs/cgroup').map((c) => `/sys/fs/cgroup/${c}`)]) {
+        try { rmdirSync(`${root}/berth-sea-${process.pid}`); } catch { /* absent or not a hierarchy */ }
+      }
+    }
+  });
+}
+
+for (const target of targets) {
+  const ipk = join(DIST, 'ipk', `berth_${version}_${target.openwrtArch}.ipk`);
+  if (!existsSync(ipk)) {
+    test(`ipk ${target.openwrtArch} (skipped: not built)`, () => console.log(`skipped: ${ipk} missing; run npm run build:ipk`));
+    continue;
+  }
+  test(`ipk ${target.openwrtArch}: opkg's layout, control fields, scripts and files`, async () => {
+    const outer = await untar(readFileSync(ipk));
+    assert.equal([...outer.keys()], ['debian-binary', 'data.tar.gz', 'control.tar.gz']);
+    assert.is(outer.get('debian-binary')!.data.toString(), '2.0\n');
+
+    const control = await untar(outer.get('control.tar.gz')!.data);
+    const fields = Object.fromEntries(control.get('control')!.data.toString().trim().split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]));
+    assert.is(fields.Package, 'berth');
+    assert.is(fields.Version, version);
+    assert.is(fields.Architecture, target.openwrtArch);
+    for (const dep of ['kmod-veth', 'kmod-fs-overlay', 'kmod-nft-nat', 'kmod-br-netfilter']) assert.ok(fields.Depends!.split(/,\s*/).includes(dep), dep);
+    for (const key of ['Installed-Size', 'Description', 'Maintainer', 'License']) assert.ok(fields[key], key);
+    assert.is(control.get('conffiles')!.data.toString().trim(), '/etc/config/berth');
+    assert.match(control.get('postinst')!.data.toString(), /\/etc\/init\.d\/berth enable/);
+    assert.match(control.get('prerm')!.data.toString(), /\/etc\/init\.d\/berth stop/);
+    assert.is(control.get('postinst')!.mode & 0o111, 0o111);
+
+    const data = await untar(outer.get('data.tar.gz')!.data);
+    const regular = [...data.values()].filter((e) => e.type === 'file');
+    assert.is(Number(fields['Installed-Size']), regular.reduce((n, e) => n + e.data.length, 0));
+    assert.match(data.get('etc/init.d/berth')!.data.toString(), /USE_PROCD=1[\s\S]*procd_add_reload_trigger berth/);
+    assert.match(data.get('etc/config/berth')!.data.toString(), /config daemon 'daemon'/);
+    assert.ok(data.get('etc/uci-defaults/90-berth'));
+    const helper = data.get('usr/lib/berth/berth-helper')!;
+    assert.equal(helper.data, readFileSync(join(DIST, 'helpers', `berth-helper-${target.name}`)));
+    if (target.binary) {
+      assert.is(data.get('usr/bin/berth')!.type, 'symlink');
+      assert.is(data.get('usr/bin/berth')!.linkname, '../lib/berth/berth');
+      assert.is(data.get('usr/lib/berth/berth')!.data.length, readFileSync(join(DIST, target.binary)).length);
+      assert.ok(data.get(`usr/lib/berth/koffi/${target.koffi!.dir}/koffi.node`));
+    } else {
+      assert.ok(data.get('usr/lib/berth/berth.cjs'));
+      assert.match(data.get('usr/bin/berth')!.data.toString(), /no Node\.js/);
+    }
+  });
+}
+
+test.run();
