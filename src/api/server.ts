@@ -43,7 +43,10 @@ export class ApiServer {
    * leftover socket file is removed here, which would be wrong if another daemon owned it.
    */
   async listenUnix(path: string): Promise<void> {
-    const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 });
+    // A client that never finishes its headers is cut after 10 s, checked every second so
+    // stalled sockets do not pile up. No whole-request limit: image loads and docker cp
+    // uploads may stream for minutes.
+    const server = createServer({ requestTimeout: 0, headersTimeout: 10_000, connectionsCheckingInterval: 1_000, keepAliveTimeout: 5_000 });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => { void this.dispatch(req, res); });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => { this.dispatchUpgrade(req, socket, head); });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {

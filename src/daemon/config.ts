@@ -1,12 +1,14 @@
 // Daemon configuration: defaults, then the JSON config file (dockerd's daemon.json key
 // names), then command-line flags, which win. Everything is validated here so the rest
 // of the daemon can trust DaemonConfig; a bad key or value is an EINVAL naming the key.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { BerthError } from '../util/errors';
 import type { LogLevel } from '../util/log';
 import { parseFlags, formatFlagHelp, type FlagDefs } from '../cli/flags';
+import { DEFAULT_UCI_FILE, parseUci, uciToDaemonKeys } from './uci';
+import { FLEET_FLAGS, FLEET_FILE_KEYS, loadFleetConfig, type FleetConfig, type FleetFileKey } from '../fleet/config';
 
 export interface DaemonConfig {
   dataRoot: string;
@@ -25,6 +27,14 @@ export interface DaemonConfig {
   cgroupParent: string;
   /** The config file read, if any (for messages and `info`). */
   configFile: string | undefined;
+  /** Default network's bridge (Docker's --bridge); 'none' turns bridge networking off. */
+  bridge: string;
+  /** Default bridge address with prefix (Docker's --bip); undefined = net-bridge's default. */
+  bip: string | undefined;
+  /** nftables, iptables, none, or auto (nft when installed). */
+  firewallBackend: 'auto' | 'nftables' | 'iptables' | 'none';
+  /** The MQTT fleet agent's settings; undefined when no broker is configured. */
+  fleet?: FleetConfig;
 }
 
 export const DEFAULT_DATA_ROOT = '/var/lib/berth';
@@ -32,6 +42,7 @@ export const DEFAULT_EXEC_ROOT = '/run/berth';
 export const DEFAULT_HOST = 'unix:///var/run/berth.sock';
 export const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 3;
 export const DEFAULT_CGROUP_PARENT = 'berth';
+export const DEFAULT_BRIDGE = 'berth0';
 
 export const DAEMON_FLAGS = {
   'data-root': { type: 'string', valueName: 'DIR', help: `Root of persistent state (default ${DEFAULT_DATA_ROOT})` },
@@ -39,12 +50,17 @@ export const DAEMON_FLAGS = {
   host: { type: 'list', short: 'H', valueName: 'unix:///PATH', help: `Socket to listen on (default ${DEFAULT_HOST})` },
   config: { type: 'string', valueName: 'FILE', help: 'JSON config file with daemon.json key names' },
   'config-file': { type: 'string', valueName: 'FILE', hidden: true },
+  uci: { type: 'string', valueName: 'FILE', help: `OpenWrt UCI config, below the JSON file and flags (default ${DEFAULT_UCI_FILE} when present)` },
   'storage-driver': { type: 'string', valueName: 'NAME', help: 'Storage driver (default: detected)' },
   'insecure-registry': { type: 'list', valueName: 'HOST', help: 'Registry to reach over plain HTTP (repeatable)' },
   'log-level': { type: 'string', short: 'l', valueName: 'LEVEL', help: 'debug, info, warn, error (default info)' },
   'max-concurrent-downloads': { type: 'string', valueName: 'N', help: `Parallel layer downloads per pull (default ${DEFAULT_MAX_CONCURRENT_DOWNLOADS})` },
   'max-layer-size': { type: 'string', valueName: 'SIZE', help: 'Largest layer accepted, e.g. 512MB' },
   'cgroup-parent': { type: 'string', valueName: 'NAME', help: `Parent cgroup for containers (default ${DEFAULT_CGROUP_PARENT})` },
+  bridge: { type: 'string', short: 'b', valueName: 'NAME', help: `Bridge of the default network, or "none" for no bridge networking (default ${DEFAULT_BRIDGE})` },
+  bip: { type: 'string', valueName: 'CIDR', help: 'Address and prefix of the default bridge (default 10.88.0.1/16)' },
+  'firewall-backend': { type: 'string', valueName: 'NAME', help: 'nftables, iptables, none or auto (default auto: nftables when nft is installed)' },
+  ...FLEET_FLAGS,
   help: { type: 'bool', help: 'Print usage' },
 } as const satisfies FlagDefs;
 
@@ -138,8 +154,8 @@ export function splitInsecureRegistries(values: readonly string[]): { cidrs: str
   return { cidrs: values.filter(isCidr), hosts: values.filter((v) => !isCidr(v)) };
 }
 
-type FileKey = 'data-root' | 'exec-root' | 'hosts' | 'storage-driver' | 'insecure-registries' | 'log-level' | 'max-concurrent-downloads' | 'max-layer-size' | 'cgroup-parent';
-const FILE_KEYS = new Set<string>(['data-root', 'exec-root', 'hosts', 'storage-driver', 'insecure-registries', 'log-level', 'max-concurrent-downloads', 'max-layer-size', 'cgroup-parent']);
+type FileKey = 'data-root' | 'exec-root' | 'hosts' | 'storage-driver' | 'insecure-registries' | 'log-level' | 'max-concurrent-downloads' | 'max-layer-size' | 'cgroup-parent' | 'bridge' | 'bip' | 'firewall-backend' | FleetFileKey;
+const FILE_KEYS = new Set<string>(['data-root', 'exec-root', 'hosts', 'storage-driver', 'insecure-registries', 'log-level', 'max-concurrent-downloads', 'max-layer-size', 'cgroup-parent', 'bridge', 'bip', 'firewall-backend', ...FLEET_FILE_KEYS]);
 
 /** Reads and validates a daemon.json-style file. Unknown keys are errors, as in dockerd. */
 export function readConfigFile(path: string, read: (p: string) => string = (p) => readFileSync(p, 'utf8')): Partial<Record<FileKey, unknown>> {
@@ -161,6 +177,20 @@ export function readConfigFile(path: string, read: (p: string) => string = (p) =
   return data as Partial<Record<FileKey, unknown>>;
 }
 
+/** /etc/config/berth (or --uci FILE) as daemon.json keys; nothing when the default file is absent. */
+function readUciConfig(path: string | undefined, read?: (p: string) => string): Partial<Record<FileKey, unknown>> {
+  const file = path ?? DEFAULT_UCI_FILE;
+  if (path === undefined && !existsSync(file)) return {};
+  let text: string;
+  try {
+    text = (read ?? ((p: string) => readFileSync(p, 'utf8')))(file);
+  } catch (err) {
+    if (path === undefined) return {};
+    throw new BerthError('EINVAL', `cannot read UCI config ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  return uciToDaemonKeys(parseUci(text, file)) as Partial<Record<FileKey, unknown>>;
+}
+
 export type DaemonCommand = { kind: 'help' } | { kind: 'run'; config: DaemonConfig };
 
 /** Flags + optional config file -> a validated config. Throws EINVAL on any problem. */
@@ -169,7 +199,8 @@ export function loadDaemonConfig(argv: readonly string[], read?: (p: string) => 
   if (flags.help) return { kind: 'help' };
   if (positionals.length) throw new BerthError('EINVAL', `unexpected argument "${positionals[0]}"`);
   const configFile = flags.config ?? flags['config-file'];
-  const file = configFile ? readConfigFile(configFile, read) : {};
+  // UCI ranks below daemon.json: its keys only fill what the JSON file leaves out.
+  const file = { ...readUciConfig(flags.uci, read), ...(configFile ? readConfigFile(configFile, read) : {}) };
 
   // Each setting: the flag if given, else the file's key, else the default.
   const pick = <T>(flagValue: T | undefined, fileKey: FileKey, fromFile: (key: string, v: unknown) => T, fallback: T): T => {
@@ -199,7 +230,14 @@ export function loadDaemonConfig(argv: readonly string[], read?: (p: string) => 
 
   const cgroupParent = parseCgroupParent(pick(flags['cgroup-parent'], 'cgroup-parent', expectString, DEFAULT_CGROUP_PARENT));
 
-  return { kind: 'run', config: { dataRoot, execRoot, hosts, storageDriver, insecureRegistries, logLevel, maxConcurrentDownloads, maxLayerSize, cgroupParent, configFile } };
+  const bridge = pick(flags.bridge, 'bridge', expectString, DEFAULT_BRIDGE);
+  if (bridge !== 'none' && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/.test(bridge)) throw bad('bridge', `"${bridge}" is not an interface name (at most 15 characters)`);
+  const bipValue = flags.bip ?? (file.bip !== undefined ? expectString('bip', file.bip) : undefined);
+  if (bipValue !== undefined && (!isCidr(bipValue) || isIP(bipValue.split('/')[0]!) !== 4)) throw bad('bip', `"${bipValue}" is not an IPv4 CIDR such as 10.88.0.1/16`);
+  const firewallBackend = pick(flags['firewall-backend'], 'firewall-backend', expectString, 'auto');
+  if (!['auto', 'nftables', 'iptables', 'none'].includes(firewallBackend)) throw bad('firewall-backend', `"${firewallBackend}" is not one of auto, nftables, iptables, none`);
+
+  return { kind: 'run', config: { dataRoot, execRoot, hosts, storageDriver, insecureRegistries, logLevel, maxConcurrentDownloads, maxLayerSize, cgroupParent, configFile, bridge, bip: bipValue, firewallBackend: firewallBackend as DaemonConfig['firewallBackend'], fleet: loadFleetConfig(flags, file) } };
 }
 
 /** One plain directory name: the parent lives directly under each controller's root. */

@@ -20,6 +20,9 @@ import { familiarString, parseReference } from '../image/reference';
 import { detectCgroups, createCgroupManager } from '../cgroups';
 import { createRuntime } from '../runtime';
 import { openEngine, type ContainerEngine } from '../engine';
+import { createNetworking } from './networking';
+import { startFleetAgent, type FleetAgent } from '../fleet/agent';
+import { VERSION } from '../util/version';
 
 const log = logger('daemon');
 
@@ -87,7 +90,9 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     });
     const cgroupManager = createCgroupManager(detectCgroups(), { parent: config.cgroupParent });
     const runtime = createRuntime({ execRoot: config.execRoot });
+    const networking = await createNetworking(config, () => engineRef);
     const engine = await openEngine({
+      ...(networking ? { network: networking.hook } : {}),
       dataRoot: config.dataRoot, runtime, storage: storageDriver, cgroups: cgroupManager, graph,
       resolveImage: (name) => imageService.resolve(name),
       imageTags: (id) => graph.tagsOf(id).map((t) => familiarString(parseReference(t))),
@@ -107,11 +112,16 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
       storageDriver,
       containers: engine,
       engine,
+      ...(networking ? { networks: networking.service } : {}),
     };
     const router = buildRouter();
     const api = new ApiServer({ router, services });
     server = api;
     for (const host of config.hosts) await api.listenUnix(socketPathOf(host));
+    // The agent connects in the background: an unreachable broker never delays or fails the start.
+    const fleet: FleetAgent | undefined = config.fleet
+      ? await startFleetAgent({ config: config.fleet, engine, images: imageService, dataRoot: config.dataRoot, version: VERSION, startedAt: services.startedAt })
+      : undefined;
 
     let closing: Promise<void> | undefined;
     return {
@@ -124,7 +134,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
           return closing;
         }
         // Containers keep running (live restore): the engine only stops watching them.
-        closing = api.close(graceMs).then(() => engine.close()).finally(() => { registry.close(); lock.release(); });
+        closing = Promise.resolve(fleet?.close().catch((err) => log.warn('fleet agent close failed', { error: String(err) }))).then(() => api.close(graceMs)).then(() => engine.close()).finally(() => { registry.close(); lock.release(); });
         return closing;
       },
     };

@@ -7,6 +7,7 @@ import type { RegistryClient } from '../image/registry';
 import type { StorageDriver } from '../storage';
 import type { HostInfo } from './hostinfo';
 import type { Engine } from '../engine/types';
+import type { BridgeNetworking } from '../net-bridge';
 
 export interface DaemonPaths {
   dataRoot: string;
@@ -55,4 +56,6 @@ export interface DaemonServices {
   containers?: ContainerCountProvider;
   /** The container engine (container and exec routes). */
   engine?: Engine;
+  /** Bridge networking (network routes); absent with `--bridge none`. */
+  networks?: BridgeNetworking;
 }

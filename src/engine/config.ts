@@ -132,9 +132,9 @@ export function normaliseHostConfig(input: HostConfig | undefined): HostConfig {
   hc.RestartPolicy = policy;
   if (hc.AutoRemove && policy.Name !== 'no') throw new BerthError('EINVAL', "can't create 'AutoRemove' container with restart policy");
   if (!hc.NetworkMode || hc.NetworkMode === 'default') hc.NetworkMode = 'bridge';
-  if (!['bridge', 'none', 'host'].includes(hc.NetworkMode)) {
-    throw new BerthError('EUNSUPPORTED', `network mode "${hc.NetworkMode}" is not supported yet (use bridge, none or host)`);
-  }
+  // Which networks exist is the network hook's to say; here only the shape is checked.
+  if (!/^(container:.+|[a-zA-Z0-9][a-zA-Z0-9_.-]*)$/.test(hc.NetworkMode)) throw new BerthError('EINVAL', `invalid network mode "${hc.NetworkMode}"`);
+  if (hc.NetworkMode === 'host' && Object.keys(hc.PortBindings ?? {}).length) hc.PortBindings = {};
   const logType = hc.LogConfig?.Type || 'json-file';
   if (!LOG_DRIVERS.has(logType)) throw new BerthError('EINVAL', `logger: no log driver named '${logType}' is registered`);
   hc.LogConfig = { Type: logType, Config: { ...(hc.LogConfig?.Config ?? {}) } };

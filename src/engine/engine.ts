@@ -9,7 +9,7 @@ import { BerthError, isBerthError } from '../util/errors';
 import { logger } from '../util/log';
 import { requestedLimitKeys, validateLimits, type CgroupManager, type ContainerCgroup } from '../cgroups';
 import type { Graph, Digest } from '../minimal-graph';
-import type { LowerLayer, StorageDriver } from '../storage';
+import type { Change, LowerLayer, StorageDriver } from '../storage';
 import type { ImageRecord } from '../minimal-graph';
 import type { AttachStream, ContainerProcessConfig, ExecConfig, ExitInfo, Runtime } from '../runtime/types';
 import { limitsOf, mergeConfig, mergeEnv, normaliseHostConfig, parseSignal, processEnv, updatedHostConfig, type ImageRunConfig } from './config';
@@ -23,17 +23,30 @@ import type { ContainerEvent, CreateRequest, Engine, HostConfig, LogEntry, LogsO
 
 const log = logger('engine');
 
-/** Where networking plugs in (a later task): what namespace a container joins, and cleanup. */
+/** Where networking plugs in (src/net-bridge): what namespace a container joins, and cleanup. */
 export interface NetworkHook {
   /** undefined = a fresh loopback-only namespace; 'host' = the host's; else a netns path to join. */
-  attach(c: { id: string; name: string; hostConfig: HostConfig }): Promise<string | undefined>;
+  attach(c: { id: string; name: string; hostConfig: HostConfig; hostname?: string; hostsPath?: string }): Promise<string | undefined>;
   detach(id: string): Promise<void>;
+  /** At create: refuses a NetworkMode naming no network (Docker fails create, not start). */
+  validate?(mode: string | undefined): void;
+  /** A resolver reachable from the container's network, used when the host only has loopback ones. */
+  nameserver?(mode: string | undefined): Promise<string | undefined>;
+  /** The container is removed: forget what was kept for its next start. */
+  removed?(id: string): Promise<void>;
+  /** After live restore: everything held for containers not in `running` goes. */
+  reconcile?(running: ReadonlySet<string>): Promise<void>;
+  /** inspect's NetworkSettings, ps's Ports and Networks. */
+  settings?(id: string, hostConfig: HostConfig, exposed?: Record<string, object>): { NetworkSettings: Record<string, unknown>; Ports: unknown[]; Networks: Record<string, unknown> };
 }
 
-/** Loopback only for every mode but 'host', until bridge networking exists. */
+/** Loopback only for every mode but 'host' (no bridge networking configured). */
 export const loopbackNetwork: NetworkHook = {
   async attach(c) { return c.hostConfig.NetworkMode === 'host' ? 'host' : undefined; },
   async detach() { /* nothing was set up */ },
+  validate(mode) {
+    if (mode && !['bridge', 'none', 'host'].includes(mode)) throw new BerthError('EUNSUPPORTED', `network mode "${mode}" is not supported without bridge networking (use bridge, none or host)`);
+  },
 };
 
 export interface EngineDeps {
@@ -113,6 +126,17 @@ function startFailureCode(error: string, code: number): number {
   return code || 127;
 }
 
+/**
+ * Drops mount points the runtime made in the rootfs (docker keeps them in a hidden init
+ * layer), and directories that show up as modified only because they hold one.
+ */
+function withoutMountPoints(changes: Change[], mountPoints: Set<string>): Change[] {
+  const kept = changes.filter((ch) => !mountPoints.has(ch.Path));
+  const holdsMountPoint = (dir: string) => [...mountPoints].some((m) => m.startsWith(`${dir}/`));
+  const hasKeptChild = (dir: string) => kept.some((ch) => ch.Path.startsWith(`${dir}/`));
+  return kept.filter((ch) => !(ch.Kind === 0 && holdsMountPoint(ch.Path) && !hasKeptChild(ch.Path)));
+}
+
 const isActive = (rec: ContainerRecord) => rec.state.Status === 'running' || rec.state.Status === 'paused';
 
 export class ContainerEngine implements Engine {
@@ -188,6 +212,8 @@ export class ContainerEngine implements Engine {
     const support = this.deps.cgroups.supports(requestedLimitKeys(limits));
     if (!support.ok) throw new BerthError('EUNSUPPORTED', support.message!);
     const logConfig = parseLogConfig(hc.LogConfig);
+    if (hc.NetworkMode?.startsWith('container:')) hc.NetworkMode = `container:${this.get(hc.NetworkMode.slice('container:'.length)).rec.id}`;
+    this.network.validate?.(hc.NetworkMode);
     const id = newContainerId();
     const isHostNet = hc.NetworkMode === 'host';
     const { config, path, args } = mergeConfig(req, imageConfig, isHostNet ? osHostname() : shortId(id));
@@ -220,6 +246,7 @@ export class ContainerEngine implements Engine {
       const etc = await writeEtcFiles(dir, {
         hostname: config.Hostname, domainname: config.Domainname, networkMode: hc.NetworkMode!,
         dns: hc.Dns, dnsSearch: hc.DnsSearch, extraHosts: hc.ExtraHosts,
+        gatewayNameserver: await this.network.nameserver?.(hc.NetworkMode),
         resolvConfSources: this.deps.hostFiles?.resolvConf ?? ['/etc/resolv.conf', '/tmp/resolv.conf.d/resolv.conf.auto', '/run/systemd/resolve/resolv.conf'],
         hostsSource: this.deps.hostFiles?.hosts ?? '/etc/hosts',
       });
@@ -307,7 +334,7 @@ export class ContainerEngine implements Engine {
       cgroup = await cgroups.create(id, limitsOf(rec.hostConfig));
       const rootfs = await storage.mount(id);
       if (rec.config.WorkingDir) await this.ensureWorkingDir(rootfs, rec.config.WorkingDir);
-      const netns = await this.network.attach({ id, name: rec.name, hostConfig: rec.hostConfig });
+      const netns = await this.network.attach({ id, name: rec.name, hostConfig: rec.hostConfig, hostname: rec.config.Hostname, hostsPath: rec.hostsPath });
       networkAttached = true;
       const spec = await runtime.buildSpec(id, rootfs, this.processConfig(c, netns), {
         cgroupProcs: cgroup.procsFiles(),
@@ -587,6 +614,7 @@ export class ContainerEngine implements Engine {
     await cgroup?.remove({ killLeftovers: true });
     await storage.remove(id);
     await this.network.detach(id).catch(() => {});
+    await this.network.removed?.(id).catch(() => {});
     graph.releaseLayers(id);
     if (opts.volumes) for (const m of rec.mounts) if (m.anonymous && m.Name) await removeVolume(this.volumesRoot, m.Name);
     this.containers.delete(id);
@@ -656,6 +684,8 @@ export class ContainerEngine implements Engine {
   async inspect(ref: string): Promise<Record<string, unknown>> {
     const c = this.get(ref);
     const doc = inspectDocument(c.rec, this.driverDisplayName());
+    const net = this.network.settings?.(c.rec.id, c.rec.hostConfig, c.rec.config.ExposedPorts);
+    if (net) doc.NetworkSettings = net.NetworkSettings;
     const execIds = [...this.execs.values()].filter((e) => e.containerId === c.rec.id).map((e) => e.id);
     if (execIds.length) doc.ExecIDs = execIds;
     return doc;
@@ -694,6 +724,8 @@ export class ContainerEngine implements Engine {
     const out: Array<Record<string, unknown>> = [];
     for (const r of picked) {
       const entry = listEntry(r, this.imageNameOf(r), now);
+      const net = this.network.settings?.(r.id, r.hostConfig, r.config.ExposedPorts);
+      if (net) Object.assign(entry, { Ports: net.Ports, NetworkSettings: { Networks: net.Networks } });
       if (opts.size) entry.SizeRw = await this.deps.storage.diffSize(r.id).catch(() => 0);
       out.push(entry);
     }
@@ -785,6 +817,41 @@ export class ContainerEngine implements Engine {
       this.emit('update', c.rec);
       return { Warnings: support.notes };
     });
+  }
+
+  // ---- filesystem: archive, export, changes ----
+
+  /**
+   * Runs `use` with the container's rootfs path. A container that is not running is
+   * mounted just for the call, and starts wait until it is done so the mount cannot be
+   * pulled from under either of them.
+   */
+  async withRootfs<T>(ref: string, use: (rootfs: string) => Promise<T>): Promise<T> {
+    const c = this.get(ref);
+    if (c.removing || c.rec.state.Status === 'removing') throw new BerthError('ECONFLICT', `container ${c.rec.id} is being removed`);
+    if (isActive(c.rec)) return use(await this.deps.storage.mount(c.rec.id));
+    return this.serial(c, async () => {
+      if (!this.containers.has(c.rec.id)) throw new BerthError('ENOCONTAINER', `No such container: ${ref}`);
+      const rootfs = await this.deps.storage.mount(c.rec.id);
+      try {
+        return await use(rootfs);
+      } finally {
+        if (!isActive(c.rec)) await this.deps.storage.unmount(c.rec.id).catch((err) => log.warn('cannot unmount rootfs', { id: c.rec.id, error: String(err) }));
+      }
+    });
+  }
+
+  /** docker diff: what the container changed against its image, without the engine's own mount points. */
+  async changes(ref: string): Promise<Change[]> {
+    const c = this.get(ref);
+    const lowers: LowerLayer[] = [];
+    for (const chainId of c.rec.chainIds) {
+      const layer = await this.deps.graph.layers.get(chainId);
+      if (!layer) throw new BerthError('ECORRUPT', `layer ${chainId} of container ${c.rec.id} is missing`);
+      lowers.push({ diffPath: this.deps.graph.layers.diffPath(chainId), whiteouts: layer.whiteouts, opaques: layer.opaques, whiteoutFormat: layer.whiteoutFormat });
+    }
+    const mountPoints = new Set(['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', ...c.rec.mounts.map((m) => m.Destination.replace(/\/+$/, ''))]);
+    return withoutMountPoints(await this.deps.storage.changes(c.rec.id, lowers), mountPoints);
   }
 
   // ---- exec ----
@@ -931,6 +998,8 @@ export class ContainerEngine implements Engine {
       const c = this.containers.get(id);
       if (!c || !isActive(c.rec)) await runtime.remove(id).catch(() => {});
     }
+    const running = new Set([...this.containers.values()].filter((c) => isActive(c.rec)).map((c) => c.rec.id));
+    await this.network.reconcile?.(running).catch((err) => log.warn('cannot clean up stale networking', { error: String(err) }));
     for (const c of toRestart) {
       if (c.removing) { await this.serial(c, () => this.removeNow(c, { force: true })).catch(() => {}); continue; }
       Object.assign(c.rec.state, { Status: 'exited', Running: false, Restarting: false });

@@ -174,6 +174,8 @@ export interface EtcOptions {
   dns?: string[] | null;
   dnsSearch?: string[] | null;
   extraHosts?: string[] | null;
+  /** A resolver at the container network's gateway (dnsmasq on a router), tried before public fallbacks. */
+  gatewayNameserver?: string;
   /** Host resolv.conf candidates, in order: the first with a non-local nameserver wins. */
   resolvConfSources: string[];
   hostsSource: string;
@@ -196,7 +198,7 @@ export async function containerResolvConf(opts: EtcOptions): Promise<string> {
   if (opts.networkMode !== 'host') {
     const usable = texts.find((t) => t.split('\n').some((l) => /^nameserver\s/.test(l) && !LOCAL_NAMESERVER.test(l)));
     lines = linesOf(usable ?? first).filter((l) => !LOCAL_NAMESERVER.test(l));
-    if (!lines.some((l) => /^nameserver\s/.test(l))) lines.push(...FALLBACK_NAMESERVERS.map((n) => `nameserver ${n}`));
+    if (!lines.some((l) => /^nameserver\s/.test(l))) lines.push(...(opts.gatewayNameserver ? [opts.gatewayNameserver] : FALLBACK_NAMESERVERS).map((n) => `nameserver ${n}`));
   }
   if (opts.dns?.length) lines = [...lines.filter((l) => !/^nameserver\s/.test(l)), ...opts.dns.map((n) => `nameserver ${n}`)];
   if (opts.dnsSearch?.length) lines = [...lines.filter((l) => !/^(search|domain)\s/.test(l)), `search ${opts.dnsSearch.join(' ')}`];
@@ -218,7 +220,7 @@ export function containerHosts(opts: EtcOptions, hostHosts: string): string {
     'ff00::0\tip6-mcastprefix',
     'ff02::1\tip6-allnodes',
     'ff02::2\tip6-allrouters',
-    // No container address yet (networking is loopback-only): the name resolves locally.
+    // No address yet: net-bridge replaces this line with the container's address at start.
     `127.0.1.1\t${fqdn}`,
     ...extra,
   ].join('\n') + '\n';

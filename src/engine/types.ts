@@ -122,6 +122,10 @@ export interface Engine {
   resize(nameOrId: string, rows: number, cols: number): Promise<void>;
   top(nameOrId: string, psArgs?: string): Promise<{ Titles: string[]; Processes: string[][] }>;
   stats(nameOrId: string): Promise<Record<string, unknown>>;
+  /** Runs `use` with the container's rootfs mounted (a stopped container is mounted for the call). Optional: test engines may lack it. */
+  withRootfs?<T>(nameOrId: string, use: (rootfs: string) => Promise<T>): Promise<T>;
+  /** docker diff: Kind 0 modified, 1 added, 2 deleted. */
+  changes?(nameOrId: string): Promise<Array<{ Path: string; Kind: number }>>;
   update(nameOrId: string, hostConfig: HostConfig): Promise<{ Warnings: string[] }>;
   prune(): Promise<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }>;
   /** Exec: create returns an exec id; start runs it (attach before start for interactive use). */

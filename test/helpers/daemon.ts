@@ -1,8 +1,8 @@
 // Starts the BUILT berth daemon (bin/berth -> dist/berth.cjs) on a socket in a temp dir
 // and gives tests a berth CLI and a real docker CLI pointed at it. Build first
 // (`npm run build`); the test runner does.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -72,6 +72,8 @@ export function run(command: string, args: string[], opts: RunOptions = {}): Pro
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
     child.on('error', (err) => { clearTimeout(timer); running.delete(child); reject(err); });
     child.on('close', (code) => { clearTimeout(timer); running.delete(child); resolvePromise({ code, stdout, stderr }); });
+    // A command that exits without reading its input closes the pipe first: not an error.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }
@@ -107,6 +109,50 @@ function removeCgroupParent(name: string): void {
   }
 }
 
+/**
+ * A bridge and subnet of its own for each test daemon (stable per data root, so a restarted
+ * daemon finds its network again): parallel test daemons never share berth0 or its leases.
+ */
+export function testNetworkOf(dataRoot: string): { bridge: string; bip: string; owner: string } {
+  const h = createHash('sha256').update(`net:${dataRoot}`).digest();
+  const bridge = `bt${h.toString('hex').slice(0, 10)}`;
+  return { bridge, bip: `10.${200 + (h[6]! % 40)}.${h[7]}.1/24`, owner: `berth-${bridge}` };
+}
+
+/** Removes what a test daemon's networking left in the kernel: netns, bridges, nft tables, iptables chains. */
+export function removeTestNetworking(dataRoot: string, bridge: string, owner: string): void {
+  const quiet = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignore' });
+  let netnsNames: string[] = [];
+  try { netnsNames = readdirSync('/run/netns'); } catch { /* none */ }
+  for (const name of netnsNames) if (name.startsWith(`${owner}-`)) quiet('ip', ['netns', 'del', name]);
+  let bridges = [bridge];
+  try {
+    const nets = JSON.parse(readFileSync(join(dataRoot, 'network', 'networks.json'), 'utf8')) as { networks: Array<{ Bridge: string }> };
+    bridges = [...new Set([bridge, ...nets.networks.map((n) => n.Bridge)])];
+  } catch { /* no networks written */ }
+  for (const b of bridges) {
+    let ports: string[] = [];
+    try { ports = readdirSync(`/sys/class/net/${b}/brif`); } catch { /* gone */ }
+    for (const p of ports) quiet('ip', ['link', 'del', p]);
+    quiet('ip', ['link', 'del', b]);
+  }
+  quiet('nft', ['delete', 'table', 'inet', owner]);
+  quiet('nft', ['delete', 'table', 'ip', `${owner}-nat`]);
+  const chainBase = owner.toUpperCase().replace(/[^A-Z0-9]/g, '-').slice(0, 20);
+  for (const bin of ['iptables', 'iptables-legacy']) {
+    for (const [table, builtin, chain] of [['filter', 'FORWARD', 'FWD'], ['nat', 'PREROUTING', 'PRE'], ['nat', 'OUTPUT', 'OUT'], ['nat', 'POSTROUTING', 'POST']] as const) {
+      for (let i = 0; i < 5 && quiet(bin, ['-w', '-t', table, '-D', builtin, '-j', `${chainBase}-${chain}`]).status === 0; i++) { /* every copy */ }
+    }
+    for (const [table, chain] of [['filter', 'FWD'], ['nat', 'PRE'], ['nat', 'OUT'], ['nat', 'DNAT'], ['nat', 'POST']] as const) {
+      quiet(bin, ['-w', '-t', table, '-F', `${chainBase}-${chain}`]);
+      quiet(bin, ['-w', '-t', table, '-X', `${chainBase}-${chain}`]);
+    }
+  }
+}
+
+const keptNetworks = new Map<string, { bridge: string; owner: string }>();
+process.on('exit', () => { for (const [dataRoot, n] of keptNetworks) removeTestNetworking(dataRoot, n.bridge, n.owner); });
+
 export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> {
   assertBuilt();
   const tmp = makeTempDir();
@@ -117,12 +163,19 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
   // Each test daemon owns its own cgroup parent (stable per data root, so a restarted daemon
   // re-adopts its containers) and never sweeps another daemon's container cgroups.
   const cgroupParent = `berth-test-${createHash('sha256').update(dataRoot).digest('hex').slice(0, 12)}`;
+  const network = testNetworkOf(dataRoot);
+  const ownNetwork = !(opts.args ?? []).some((a) => a === '--bridge' || a === '-b' || a.startsWith('--bridge='));
+  const networkArgs = ownNetwork ? ['--bridge', network.bridge, '--bip', network.bip] : [];
   const cleanup = (): void => {
+    // A kept data root belongs to a test that restarts the daemon on it (live restore): its
+    // networking stays until the test process exits.
+    if (ownNetwork && !opts.dataRoot) removeTestNetworking(dataRoot, network.bridge, network.owner);
+    else if (ownNetwork) keptNetworks.set(dataRoot, network);
     rmSync(tmp, { recursive: true, force: true });
     removeCgroupParent(cgroupParent);
   };
 
-  const child = spawn(process.execPath, [BERTH_BIN, 'daemon', '--data-root', dataRoot, '--exec-root', execRoot, '--host', `unix://${socket}`, '--cgroup-parent', cgroupParent, ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [BERTH_BIN, 'daemon', '--data-root', dataRoot, '--exec-root', execRoot, '--host', `unix://${socket}`, '--cgroup-parent', cgroupParent, ...networkArgs, ...(opts.args ?? [])], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

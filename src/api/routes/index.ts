@@ -6,6 +6,8 @@ import { registerImageRoutes } from './images';
 import { registerContainerRoutes } from './containers';
 import { registerExecRoutes } from './exec';
 import { registerEventRoutes } from './events';
+import { registerNetworkRoutes } from './networks';
+import { registerArchiveRoutes } from './archive';
 
 export const ROUTE_MODULES: ReadonlyArray<(router: Router) => void> = [
   registerSystemRoutes,
@@ -13,6 +15,8 @@ export const ROUTE_MODULES: ReadonlyArray<(router: Router) => void> = [
   registerContainerRoutes,
   registerExecRoutes,
   registerEventRoutes,
+  registerNetworkRoutes,
+  registerArchiveRoutes,
 ];
 
 export function buildRouter(modules: ReadonlyArray<(router: Router) => void> = ROUTE_MODULES): Router {
