@@ -14,13 +14,16 @@ for (const group of groups) {
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   // uvu prints its summary and then waits for the event loop to drain; a test that left a
-  // watcher or socket open would hold the whole run until the timeout. Give it a grace
-  // period after the summary, then end it (the counts are already known).
+  // watcher or socket open would hold the whole run until the timeout. Output that ends
+  // in a summary and then stays quiet for a while means uvu is done: end it (the counts
+  // are known). A nested run's summary (a microVM guest's) is followed by more output,
+  // which cancels the timer.
   let drainTimer;
   child.stdout.on('data', (d) => {
     out += d;
     process.stdout.write(d);
-    if (!drainTimer && /Duration:/.test(out)) {
+    clearTimeout(drainTimer);
+    if (/^\s*Duration:.*\s*$/m.test(out.slice(-200)) && /Duration:[^\n]*\n?\s*$/.test(out)) {
       drainTimer = setTimeout(() => { console.error(`\n${group}: tests finished but left handles open; ending the process`); child.kill('SIGKILL'); }, 15_000);
     }
   });
@@ -28,10 +31,11 @@ for (const group of groups) {
   const code = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   clearTimeout(timer);
   clearTimeout(drainTimer);
-  const num = (label) => Number((out.match(new RegExp(`${label}:\\s+(\\d+)`)) || [])[1] || 0);
+  // The last summary in the output is uvu's own (a test may print a guest run's summary).
+  const num = (label) => Number([...out.matchAll(new RegExp(`^\\s*${label}:\\s+(\\d+)`, 'gm'))].pop()?.[1] ?? 0);
   const total = num('Total'), ok = num('Passed'), skip = num('Skipped');
   passed += ok; skipped += skip; failed += total - ok - skip;
-  const finished = /Duration:/.test(out);
+  const finished = /^\s*Duration:/m.test(out);
   if (code !== 0 && !(finished && total > 0 && ok + skip === total)) { broken = true; if (total - ok - skip === 0) failed += 1; }
 }
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);

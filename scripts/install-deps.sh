@@ -11,6 +11,11 @@ DEB_PACKAGES=(
   zstd xz-utils                                 # layer fixtures
   hyperfine time                                # bench/
   qemu-system-x86                               # microVM with a cgroup-v2-only kernel (test/vm)
+  mosquitto                                     # MQTT broker for the fleet tests
+  nftables iptables iproute2                    # bridge networking
+  gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf  # cross-built helpers (build:helpers)
+  gcc-mips-linux-gnu gcc-mipsel-linux-gnu
+  qemu-user-static binfmt-support file patch    # run and check other targets' binaries
 )
 
 missing=()
@@ -27,4 +32,7 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-npm run build
+# Cross builds cache Debian's musl and npm's Node base binaries outside the checkout, so
+# a fresh clone on a warm machine rebuilds in seconds.
+export BERTH_BUILD_CACHE="${BERTH_BUILD_CACHE:-/var/cache/berth-build}"
+npm run build:all
