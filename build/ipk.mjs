@@ -8,10 +8,16 @@
 //   /usr/lib/berth/berth          single binary (x86_64, aarch64, armv7) or berth.cjs (MIPS)
 //   /usr/lib/berth/berth-helper   the static helper, found beside the executable
 //   /usr/lib/berth/koffi/<triplet>/koffi.node   koffi's native module (single binaries)
+//   /usr/lib/berth/glibc/         glibc's loader and the libraries the single binary and
+//                                 koffi.node need (OpenWrt has musl only): the packaged
+//                                 binary's interpreter and RPATH point there (patchelf)
+//   /usr/share/berth/default-image.tar   the embedded busybox image (`berth load -i`)
 //   /usr/bin/berth                link to the binary (MIPS: a script running node)
 //   /etc/init.d/berth, /etc/config/berth, /etc/uci-defaults/90-berth
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import tarStream from 'tar-stream';
@@ -57,6 +63,55 @@ function file(path, source, mode = 0o644) {
   return { path: `./${path}`, mode, data: readFileSync(source) };
 }
 
+// glibc for the single binaries (Node's are glibc-linked; OpenWrt is musl): where Debian keeps
+// each target's glibc (the host's, or the cross libc6-*-cross packages the C toolchains pull
+// in) and the loader's name.
+export const GLIBC_DIR = '/usr/lib/berth/glibc';
+const GLIBC = {
+  x86_64: { dirs: ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64'], loader: 'ld-linux-x86-64.so.2' },
+  aarch64: { dirs: ['/usr/aarch64-linux-gnu/lib'], loader: 'ld-linux-aarch64.so.1' },
+  armv7: { dirs: ['/usr/arm-linux-gnueabihf/lib'], loader: 'ld-linux-armhf.so.3' },
+};
+
+const needed = (elf) => [...execFileSync('readelf', ['-d', elf], { encoding: 'utf8' }).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+
+/** The loader and every library the binary and koffi.node need, transitively: [{ name, source }]. */
+export function glibcLibraries(target, elves) {
+  const g = GLIBC[target.name];
+  if (!g) throw new Error(`no glibc source known for ${target.name}`);
+  const find = (name) => g.dirs.map((d) => join(d, name)).find((f) => existsSync(f));
+  const found = new Map();
+  const queue = [g.loader, ...elves.flatMap(needed)];
+  while (queue.length) {
+    const name = queue.shift();
+    if (found.has(name)) continue;
+    const source = find(name);
+    if (!source) throw new Error(`${name} (needed by the ${target.name} single binary) not found in ${g.dirs.join(', ')}: install Debian's libc6/libstdc++6 for that architecture (the cross toolchain packages bring them)`);
+    found.set(name, source);
+    queue.push(...needed(source));
+  }
+  return [...found].map(([name, source]) => ({ name, source }));
+}
+
+/** The single binary with its interpreter and RPATH (DT_RPATH: koffi's dlopen of libc.so.6 too) in GLIBC_DIR. */
+function patchedBinary(target) {
+  const source = join(ROOT, 'dist', target.binary);
+  if (!existsSync(source)) throw new Error(`${source} is missing: run npm run build:binaries`);
+  const tmp = mkdtempSync(join(tmpdir(), 'berth-ipk-'));
+  try {
+    const out = join(tmp, basename(source));
+    copyFileSync(source, out);
+    try {
+      execFileSync('patchelf', ['--set-interpreter', `${GLIBC_DIR}/${GLIBC[target.name].loader}`, '--force-rpath', '--set-rpath', GLIBC_DIR, out], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      throw new Error(`patchelf failed on ${source} (install Debian's patchelf): ${err.stderr ?? err.message}`);
+    }
+    return readFileSync(out);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 export function dataFiles(target) {
   const files = [
     file('etc/init.d/berth', join(FILES, 'berth.init'), 0o755),
@@ -64,9 +119,14 @@ export function dataFiles(target) {
     file('etc/uci-defaults/90-berth', join(FILES, 'uci-defaults'), 0o755),
     file('usr/lib/berth/berth-helper', helperPath(target.name), 0o755),
   ];
+  if (existsSync(join(ROOT, 'dist/default-image.tar'))) files.push(file('usr/share/berth/default-image.tar', join(ROOT, 'dist/default-image.tar'), 0o644));
   if (target.binary) {
-    files.push(file('usr/lib/berth/berth', join(ROOT, 'dist', target.binary), 0o755));
-    files.push(file(`usr/lib/berth/koffi/${target.koffi.dir}/koffi.node`, join(ROOT, 'dist/koffi', target.koffi.dir, 'koffi.node'), 0o644));
+    const koffiNode = join(ROOT, 'dist/koffi', target.koffi.dir, 'koffi.node');
+    files.push({ path: './usr/lib/berth/berth', mode: 0o755, data: patchedBinary(target) });
+    files.push(file(`usr/lib/berth/koffi/${target.koffi.dir}/koffi.node`, koffiNode, 0o644));
+    for (const lib of glibcLibraries(target, [join(ROOT, 'dist', target.binary), koffiNode])) {
+      files.push(file(`${GLIBC_DIR.slice(1)}/${lib.name}`, lib.source, 0o755));
+    }
     files.push({ path: './usr/bin/berth', mode: 0o777, link: '../lib/berth/berth' });
   } else {
     files.push(file('usr/lib/berth/berth.cjs', join(ROOT, 'dist/berth.cjs'), 0o644));

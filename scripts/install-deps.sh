@@ -16,6 +16,7 @@ DEB_PACKAGES=(
   gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf  # cross-built helpers (build:helpers)
   gcc-mips-linux-gnu gcc-mipsel-linux-gnu
   qemu-user-static binfmt-support file patch    # run and check other targets' binaries
+  patchelf                                      # ipks carry the glibc the Node binaries need
 )
 
 missing=()

@@ -15,6 +15,7 @@ type CommandLoader = () => Promise<Command>;
  */
 export const COMMANDS: Record<string, CommandLoader> = {
   version: () => import('./commands/version'),
+  api: () => import('./commands/api'),
   info: () => import('./commands/info'),
   'system info': () => import('./commands/info'),
   'system check': () => import('./commands/system-check'),
