@@ -8,6 +8,7 @@ import { registerExecRoutes } from './exec';
 import { registerEventRoutes } from './events';
 import { registerNetworkRoutes } from './networks';
 import { registerArchiveRoutes } from './archive';
+import { registerVolumeRoutes } from './volumes';
 
 export const ROUTE_MODULES: ReadonlyArray<(router: Router) => void> = [
   registerSystemRoutes,
@@ -17,6 +18,7 @@ export const ROUTE_MODULES: ReadonlyArray<(router: Router) => void> = [
   registerEventRoutes,
   registerNetworkRoutes,
   registerArchiveRoutes,
+  registerVolumeRoutes,
 ];
 
 export function buildRouter(modules: ReadonlyArray<(router: Router) => void> = ROUTE_MODULES): Router {
