@@ -1,8 +1,8 @@
 // `berth volume inspect`: GET /volumes/{name} for each name, as a JSON array or one -f template each.
 import { parseFlags, formatFlagHelp, type FlagDefs } from '../flags';
-import { renderFormat } from '../format';
 import { requireArgs } from '../containers';
-import { printError, type CliContext } from '../command';
+import type { CliContext } from '../command';
+import { printInspected } from '../inspect-objects';
 
 const FLAGS = {
   format: { type: 'string', short: 'f', help: "Format output using a template ('{{.Mountpoint}}', '{{json .}}')" },
@@ -18,12 +18,5 @@ ${formatFlagHelp(FLAGS)}`;
 export async function run(args: string[], ctx: CliContext): Promise<number> {
   const { flags, positionals } = parseFlags(args, FLAGS);
   requireArgs(ctx, positionals, 1);
-  const found: unknown[] = [];
-  let code = 0;
-  for (const name of positionals) {
-    try { found.push(await ctx.client().json('GET', `/volumes/${encodeURIComponent(name)}`)); } catch (err) { code ||= printError(ctx.stderr, err); }
-  }
-  if (flags.format !== undefined) for (const v of found) ctx.stdout.write(renderFormat(flags.format, v) + '\n');
-  else ctx.stdout.write(JSON.stringify(found, null, 4) + '\n');
-  return code;
+  return printInspected(ctx, positionals, flags.format, (name) => `/volumes/${encodeURIComponent(name)}`);
 }
