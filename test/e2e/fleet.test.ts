@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { startDaemon, makeTempDir, run, runBerth, REPO_ROOT, type TestDaemon } from '../helpers/daemon';
 import { startBroker, type TestBroker } from '../helpers/mosquitto';
+import { startRegistry } from '../helpers/registry';
+import { pushFixtures } from '../helpers/fixture-images';
 import { connectOperator, closeOperator, readRetained, sendCommand, publishDesired } from '../../src/fleet/operator';
 import { signRequest } from '../../src/fleet/signing';
 
@@ -32,10 +34,12 @@ let dataRoot: string;
 let execRoot: string;
 const { publicKey, privateKey } = generateKeyPairSync('ed25519');
 
+const DEFAULT_ACTIONS = 'ping,info,ps,images,pull,run,create,start,stop,restart,rm,rmi,logs,exec,inspect,stats,deploy';
+
 function daemonArgs(extra: string[] = []): string[] {
   const c = broker.client('r1');
   return ['--mqtt-broker', broker.url, '--mqtt-ca', c.ca, '--mqtt-cert', c.cert, '--mqtt-key', c.key, '--device-id', 'r1', '--group', 'edge',
-    '--allowed-actions', 'ping,info,ps,images,pull,run,create,start,stop,restart,rm,rmi,logs,exec,inspect,stats,deploy', ...extra];
+    '--allowed-actions', DEFAULT_ACTIONS, ...extra];
 }
 
 async function startDevice(extra: string[] = []): Promise<void> {
@@ -163,6 +167,37 @@ t('every action end to end', async () => {
   const pull = await cmd('pull', { image: '127.0.0.1:1/none:latest' }, { timeoutMs: 60_000 });
   assert.is(pull.ok, false);
   assert.ok(['registry_error', 'unavailable', 'forbidden', 'internal'].includes(pull.error.code), JSON.stringify(pull));
+});
+
+t('pull, deploy, rmi and prune succeed through the fleet channel', async () => {
+  const registry = await startRegistry();
+  try {
+    const fixtures = await pushFixtures(registry.host);
+    const image = fixtures.oci.reference;
+    const pulled = await ok('pull', { image });
+    assert.match(pulled.id, /^sha256:[0-9a-f]{64}$/);
+    assert.ok((await ok('images')).some((i: any) => i.id === pulled.id));
+
+    const deployed = await ok('deploy', { name: 'dep', manifest: { services: { web: { image: IMAGE, command: ['sleep', '300'] } } } });
+    assert.ok(deployed, JSON.stringify(deployed));
+    await until('the deployed service to run', async () => (await ok('ps')).some((c: any) => c.labels?.['io.berth.stack'] === 'dep' && c.state === 'running'));
+    await ok('deploy', { name: 'dep', manifest: { services: {} } });
+    await until('the service to be removed', async () => !(await ok('ps', { all: true })).some((c: any) => c.labels?.['io.berth.stack'] === 'dep'));
+
+    const removed = await ok('rmi', { image, force: true });
+    assert.ok(JSON.stringify(removed).includes('Untagged'), JSON.stringify(removed));
+    assert.ok(!(await ok('images')).some((i: any) => i.tags.includes(image.replace(/^docker\.io\/library\//, ''))));
+    // prune stays off the usual allowlist (another test proves it is refused there): allow it
+    // for one daemon run.
+    await daemon!.stop();
+    await startDevice(['--allowed-actions', `${DEFAULT_ACTIONS},prune`]);
+    const pruned = await ok('prune');
+    assert.ok('containers' in pruned && 'images' in pruned, JSON.stringify(pruned));
+    await daemon!.stop();
+    await startDevice();
+  } finally {
+    await registry.stop();
+  }
 });
 
 t('container events are published; berth stack deploy/ls/rm applies the same manifest locally', async () => {
