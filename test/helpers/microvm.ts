@@ -6,6 +6,10 @@
 // /tmp and /run, and the repository read-write at its host path. It runs as root.
 // Kernel and initramfs come from test/vm/prepare.sh, cached across runs.
 //
+// arch 'aarch64' boots Debian's arm64 kernel under qemu-system-aarch64 (-M virt, TCG)
+// instead: there the host's root cannot run, so the command runs in the initramfs
+// (arm64 busybox at /bin, plus whatever `extraInitrd` adds), with only the control share.
+//
 // Env: BERTH_VM_CACHE (cache dir, default $TMPDIR/berth-vm-cache), BERTH_VM_VERBOSE=1
 // (echo the console to stderr), BERTH_VM_EXTRA_MODULES (see prepare.sh).
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
@@ -15,11 +19,18 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 
 export const REPO_ROOT = resolve(__dirname, '../..');
 const PREPARE_SCRIPT = join(REPO_ROOT, 'test/vm/prepare.sh');
-const QEMU = 'qemu-system-x86_64';
+export type MicroVmArch = 'x86_64' | 'aarch64';
+const QEMUS: Record<MicroVmArch, string> = { x86_64: 'qemu-system-x86_64', aarch64: 'qemu-system-aarch64' };
+const QEMU_PACKAGES: Record<MicroVmArch, string> = { x86_64: 'qemu-system-x86', aarch64: 'qemu-system-arm' };
+const DEB_ARCH: Record<MicroVmArch, string> = { x86_64: 'amd64', aarch64: 'arm64' };
 const BEGIN_MARKER = '@@berth-vm-begin@@';
 const END_MARKER = /@@berth-vm-end (\d+)@@/;
 
 export interface MicroVmOptions {
+  /** Guest architecture; default x86_64 (see the header for what aarch64 changes). */
+  arch?: MicroVmArch;
+  /** A gzip'd newc cpio appended to the initramfs (files the guest sees from boot on). */
+  extraInitrd?: string;
   /** argv run inside the guest (no shell unless you pass one). */
   command: string[];
   /** Working directory in the guest; default the repository root (same path as on the host). */
@@ -55,10 +66,10 @@ export function uvuCommand(dir: string, pattern: string): string[] {
   return [process.execPath, '--import', 'tsx', 'node_modules/uvu/bin.js', dir, pattern];
 }
 
-/** Path of qemu-system-x86_64, or undefined when it is not installed. */
-export function findQemu(): string | undefined {
+/** Path of qemu-system-x86_64 (or the given arch's), or undefined when it is not installed. */
+export function findQemu(arch: MicroVmArch = 'x86_64'): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const candidate = join(dir, QEMU);
+    const candidate = join(dir, QEMUS[arch]);
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
@@ -68,13 +79,20 @@ export function findQemu(): string | undefined {
 }
 
 interface BootFiles { kernel: string; initrd: string }
-let prepared: Promise<BootFiles> | undefined;
+const prepared = new Map<MicroVmArch, Promise<BootFiles>>();
 
-/** Builds or reuses the cached kernel and initramfs; once per process. */
-export function prepareMicroVm(): Promise<BootFiles> {
-  prepared ??= new Promise<BootFiles>((resolvePromise, reject) => {
-    const cacheDir = process.env.BERTH_VM_CACHE || join(tmpdir(), 'berth-vm-cache');
-    execFile('bash', [PREPARE_SCRIPT, cacheDir], { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+/** The cache of kernels and initramfs parts: BERTH_VM_CACHE or $TMPDIR/berth-vm-cache. */
+export function microVmCacheDir(): string {
+  return process.env.BERTH_VM_CACHE || join(tmpdir(), 'berth-vm-cache');
+}
+
+/** Builds or reuses the cached kernel and initramfs; once per process and arch. */
+export function prepareMicroVm(arch: MicroVmArch = 'x86_64'): Promise<BootFiles> {
+  const existing = prepared.get(arch);
+  if (existing) return existing;
+  const promise = new Promise<BootFiles>((resolvePromise, reject) => {
+    const env = { ...process.env, BERTH_VM_ARCH: DEB_ARCH[arch] };
+    execFile('bash', [PREPARE_SCRIPT, microVmCacheDir()], { maxBuffer: 16 << 20, env }, (err, stdout, stderr) => {
       if (err) {
         reject(new Error(`microVM preparation failed (${PREPARE_SCRIPT}):\n${stderr.trim() || err.message}`));
         return;
@@ -90,8 +108,9 @@ export function prepareMicroVm(): Promise<BootFiles> {
       resolvePromise(files);
     });
   });
-  prepared.catch(() => { prepared = undefined; });
-  return prepared;
+  prepared.set(arch, promise);
+  promise.catch(() => { prepared.delete(arch); });
+  return promise;
 }
 
 const running = new Set<ChildProcess>();
@@ -103,13 +122,15 @@ process.on('exit', () => { for (const child of running) child.kill('SIGKILL'); }
  * prepared or booted, or the timeout passes.
  */
 export async function runInMicroVm(opts: MicroVmOptions): Promise<MicroVmResult> {
-  const qemu = findQemu();
-  if (!qemu) throw new Error(`${QEMU} not found in PATH: install the Debian package qemu-system-x86`);
+  const arch = opts.arch ?? 'x86_64';
+  const qemu = findQemu(arch);
+  if (!qemu) throw new Error(`${QEMUS[arch]} not found in PATH: install the Debian package ${QEMU_PACKAGES[arch]}`);
   if (opts.command.length === 0) throw new Error('runInMicroVm: empty command');
-  const boot = await prepareMicroVm();
+  const boot = await prepareMicroVm(arch);
+  const native = arch === 'x86_64';
 
   const controlDir = mkdtempSync(join(tmpdir(), 'berth-vm-'));
-  const cwd = opts.cwd ?? REPO_ROOT;
+  const cwd = opts.cwd ?? (native ? REPO_ROOT : '/');
   // init.sh reads "TAG PATH OPTIONS" lines with the shell's read.
   for (const path of [REPO_ROOT, controlDir, cwd]) {
     if (/\s/.test(path)) throw new Error(`runInMicroVm: paths with whitespace are not supported: ${path}`);
@@ -118,26 +139,35 @@ export async function runInMicroVm(opts: MicroVmOptions): Promise<MicroVmResult>
     // cache=loose: without it every page of node and node_modules is fetched again per
     // access, which makes node start several times slower. Safe while the host leaves
     // these trees alone during the run; init syncs guest writes before power-off.
-    writeFileSync(join(controlDir, 'mounts'), [
-      'hostroot / ro,cache=loose',
-      `host0 ${controlDir} rw`,
-      `repo ${REPO_ROOT} rw,cache=loose`,
-      '',
-    ].join('\n'));
-    writeFileSync(join(controlDir, 'run.sh'), guestScript(opts.command, cwd, guestEnv(opts.env)));
+    if (native) {
+      writeFileSync(join(controlDir, 'mounts'), [
+        'hostroot / ro,cache=loose',
+        `host0 ${controlDir} rw`,
+        `repo ${REPO_ROOT} rw,cache=loose`,
+        '',
+      ].join('\n'));
+    }
+    const env = native ? guestEnv(opts.env) : guestEnv({ PATH: '/bin', ...opts.env });
+    writeFileSync(join(controlDir, 'run.sh'), guestScript(opts.command, cwd, env));
+    // The kernel unpacks concatenated gzip'd cpio archives one after the other.
+    let initrd = boot.initrd;
+    if (opts.extraInitrd) {
+      initrd = join(controlDir, 'initrd.gz');
+      writeFileSync(initrd, Buffer.concat([readFileSync(boot.initrd), readFileSync(opts.extraInitrd)]));
+    }
 
     // As root qemu can keep the guest's file ownership; otherwise it must ignore it.
     const securityModel = process.getuid?.() === 0 ? 'passthrough' : 'none';
     const share = (tag: string, path: string, extra = ''): string[] =>
       ['-virtfs', `local,path=${qemuEscape(path)},mount_tag=${tag},id=${tag},security_model=${securityModel},multidevs=remap${extra}`];
     const args = [
-      '-accel', 'tcg,thread=multi', '-cpu', 'max', '-smp', '2', '-m', String(opts.memoryMb ?? 2048),
+      ...(native ? ['-cpu', 'max'] : ['-M', 'virt', '-cpu', 'cortex-a57']),
+      '-accel', 'tcg,thread=multi', '-smp', '2', '-m', String(opts.memoryMb ?? (native ? 2048 : 512)),
       '-nographic', '-nic', 'none', '-no-reboot',
-      '-kernel', boot.kernel, '-initrd', boot.initrd,
+      '-kernel', boot.kernel, '-initrd', initrd,
       ...share('host0', controlDir),
-      ...share('hostroot', '/', ',readonly=on'),
-      ...share('repo', REPO_ROOT),
-      '-append', 'console=ttyS0 quiet cgroup_no_v1=all panic=-1',
+      ...(native ? [...share('hostroot', '/', ',readonly=on'), ...share('repo', REPO_ROOT)] : []),
+      '-append', `console=${native ? 'ttyS0' : 'ttyAMA0'} quiet cgroup_no_v1=all panic=-1`,
     ];
 
     const { consoleText, bootMs, commandMs } = await runQemu(qemu, args, opts.timeoutMs ?? 180_000, opts.onOutput);
@@ -187,7 +217,7 @@ function runQemu(qemu: string, args: string[], timeoutMs: number, onOutput?: (te
       if (timedOut) {
         reject(new Error(`microVM timed out after ${timeoutMs} ms; console:\n${tail(consoleText)}`));
       } else if (code !== 0) {
-        reject(new Error(`${QEMU} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}\nconsole:\n${tail(consoleText)}`));
+        reject(new Error(`${qemu} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}\nconsole:\n${tail(consoleText)}`));
       } else {
         const finished = Date.now();
         resolvePromise({

@@ -5,6 +5,8 @@
 # The only network use is apt-get (update, download) for Debian packages.
 #
 # Extra kernel modules for the initramfs: BERTH_VM_EXTRA_MODULES="tun nf_tables ...".
+# BERTH_VM_ARCH=arm64 builds an arm64 guest (for qemu-system-aarch64 -M virt) from a
+# private apt root under CACHE_DIR (APT::Architecture=arm64, the host's sources and keys).
 set -euo pipefail
 
 cache_dir=${1:?usage: prepare.sh CACHE_DIR}
@@ -21,24 +23,44 @@ die() { log "error: $*"; exit 1; }
 [ "$(uname -m)" = x86_64 ] || die "the microVM harness supports x86_64 hosts only"
 command -v apt-cache >/dev/null || die "apt-cache not found: the kernel comes from Debian packages"
 
+arch=${BERTH_VM_ARCH:-amd64}
+apt_opts=()
+case $arch in
+  amd64) ;;
+  arm64)
+    # Like build/cache.mjs aptRoot(): the host's Debian sources and keyring, our own state.
+    apt_root="$cache_dir/apt-$arch"
+    mkdir -p "$apt_root"/etc/apt/{sources.list.d,preferences.d,apt.conf.d} \
+      "$apt_root"/var/lib/apt/lists/partial "$apt_root"/var/cache/apt/archives/partial "$apt_root"/var/lib/dpkg
+    touch "$apt_root/var/lib/dpkg/status"
+    cp /etc/apt/sources.list.d/*.sources "$apt_root/etc/apt/sources.list.d/" 2>/dev/null || true
+    [ ! -f /etc/apt/sources.list ] || cp /etc/apt/sources.list "$apt_root/etc/apt/sources.list"
+    apt_opts=(-o "Dir=$apt_root" -o "Dir::State::status=$apt_root/var/lib/dpkg/status"
+      -o Dir::Etc::TrustedParts=/etc/apt/trusted.gpg.d -o Dir::Etc::Trusted=/etc/apt/trusted.gpg
+      -o "APT::Architecture=$arch" -o "APT::Architectures=$arch" -o APT::Sandbox::User=root
+      -o Acquire::Languages=none)
+    ;;
+  *) die "BERTH_VM_ARCH=$arch: only amd64 and arm64 are supported" ;;
+esac
+
 # The versioned package behind the linux-image-amd64 metapackage (full flavour: the
 # -cloud- one lacks 9p).
 resolve_kernel_package() {
-  apt-cache depends linux-image-amd64 2>/dev/null |
-    awk '/Depends: linux-image-[0-9].*-amd64$/ { print $2; exit }'
+  apt-cache "${apt_opts[@]}" depends "linux-image-$arch" 2>/dev/null |
+    awk -v arch="$arch" '$1 == "Depends:" && $2 ~ ("^linux-image-[0-9].*-" arch "$") { print $2; exit }'
 }
 kernel_package=$(resolve_kernel_package || true)
 if [ -z "$kernel_package" ]; then
-  log "apt lists lack linux-image-amd64; running apt-get update"
-  apt-get -o DPkg::Lock::Timeout=600 update -q >&2 || die "apt-get update failed (needs root and network)"
+  log "apt lists lack linux-image-$arch; running apt-get update"
+  apt-get "${apt_opts[@]}" -o DPkg::Lock::Timeout=600 update -q >&2 || die "apt-get update failed (needs root and network)"
   kernel_package=$(resolve_kernel_package || true)
-  [ -n "$kernel_package" ] || die "apt knows no linux-image-amd64 package; is this Debian with 'main' in sources.list?"
+  [ -n "$kernel_package" ] || die "apt knows no linux-image-$arch package; is this Debian with 'main' in sources.list?"
 fi
 kernel_version=${kernel_package#linux-image-}
 
 # The key covers everything that shapes the output, so an edit to this script, the
 # init or the module list rebuilds instead of reusing a stale initramfs.
-key=$(cat "$0" "$init_script" <(echo "${modules[*]}") | sha256sum | cut -c1-12)
+key=$(cat "$0" "$init_script" <(echo "$arch ${modules[*]}") | sha256sum | cut -c1-12)
 out_dir="$cache_dir/$kernel_version-$key"
 if [ -f "$out_dir/initrd.gz" ] && [ -f "$out_dir/vmlinuz" ]; then
   echo "$out_dir"
@@ -55,16 +77,16 @@ deb_dir="$cache_dir/debs"
 mkdir -p "$deb_dir"
 download() { # package -> path of its .deb
   local package=$1 existing
-  existing=$(ls "$deb_dir"/"${package}"_*_amd64.deb 2>/dev/null | head -n1 || true)
+  existing=$(ls "$deb_dir"/"${package}"_*_"$arch".deb 2>/dev/null | head -n1 || true)
   if [ -z "$existing" ]; then
     log "downloading $package"
     # apt-get download writes into the cwd; a private dir keeps a concurrent run from
     # seeing a half-written file.
     local fetch_dir
     fetch_dir=$(mktemp -d "$work/fetch.XXXXXX")
-    (cd "$fetch_dir" && apt-get download -q "$package" >&2) || die "apt-get download $package failed"
+    (cd "$fetch_dir" && apt-get "${apt_opts[@]}" download -q "$package" >&2) || die "apt-get download $package failed"
     mv "$fetch_dir"/*.deb "$deb_dir/"
-    existing=$(ls "$deb_dir"/"${package}"_*_amd64.deb | head -n1)
+    existing=$(ls "$deb_dir"/"${package}"_*_"$arch".deb | head -n1)
   fi
   echo "$existing"
 }
@@ -76,9 +98,14 @@ vmlinuz=$(ls "$kernel_root"/boot/vmlinuz-* | head -n1)
 
 # A static busybox runs /init before any shared library exists in the guest.
 busybox_bin=/bin/busybox
-if ! [ -x "$busybox_bin" ] || ldd "$busybox_bin" >/dev/null 2>&1; then
+if [ "$arch" != amd64 ] || ! [ -x "$busybox_bin" ] || ldd "$busybox_bin" >/dev/null 2>&1; then
   dpkg-deb -x "$(download busybox-static)" "$work/busybox"
   busybox_bin="$work/busybox/bin/busybox"
+fi
+# Runs on the host (depmod, cpio, applet list): the guest's busybox when it is native.
+tool_busybox=$busybox_bin
+if [ "$arch" != amd64 ]; then
+  tool_busybox=$(command -v busybox) || die "a host busybox is needed for depmod and cpio (Debian: busybox-static)"
 fi
 
 # The .deb ships no modules.dep: compute it for the whole tree once, take the closure
@@ -87,7 +114,7 @@ modules_root="$kernel_root/lib/modules/$kernel_version"
 [ -d "$modules_root" ] || modules_root="$kernel_root/usr/lib/modules/$kernel_version"
 [ -d "$modules_root" ] || die "no modules directory for $kernel_version in $kernel_package"
 modules_base=${modules_root%/lib/modules/*}
-"$busybox_bin" depmod -b "$modules_base" "$kernel_version"
+"$tool_busybox" depmod -b "$modules_base" "$kernel_version"
 
 initramfs="$work/initramfs"
 mkdir -p "$initramfs"/{bin,dev,proc,sys,mnt,tmp,newroot,etc/berth-vm,lib/modules/"$kernel_version"}
@@ -144,17 +171,18 @@ for file in "${!wanted[@]}"; do
   esac
 done
 cp "$modules_root"/modules.builtin* "$initramfs/lib/modules/$kernel_version/" 2>/dev/null || true
-"$busybox_bin" depmod -b "$initramfs" "$kernel_version"
+"$tool_busybox" depmod -b "$initramfs" "$kernel_version"
 printf '%s\n' "${load_order[@]}" > "$initramfs/etc/berth-vm/modules"
 
 cp "$busybox_bin" "$initramfs/bin/busybox"
-for applet in $("$busybox_bin" --list); do
+# Debian's busybox-static has the same applets on every architecture.
+for applet in $("$tool_busybox" --list); do
   [ "$applet" = busybox ] || ln -sf busybox "$initramfs/bin/$applet"
 done
 install -m 0755 "$init_script" "$initramfs/init"
 
 mkdir -p "$work/out"
-(cd "$initramfs" && find . | LC_ALL=C sort | "$busybox_bin" cpio -o -H newc 2>/dev/null) | gzip -1 > "$work/out/initrd.gz"
+(cd "$initramfs" && find . | LC_ALL=C sort | "$tool_busybox" cpio -o -H newc 2>/dev/null) | gzip -1 > "$work/out/initrd.gz"
 cp "$vmlinuz" "$work/out/vmlinuz"
 
 # Under TCG the bzImage's own decompressor costs ~3 s a boot; an uncompressed ELF
@@ -173,7 +201,9 @@ extract_vmlinux() { # bzImage target: writes the ELF vmlinux to target, or fails
   done
   return 1
 }
-if ! grep -q '^CONFIG_PVH=y' "$kernel_root/boot/config-$kernel_version" 2>/dev/null ||
+if [ "$arch" != amd64 ]; then
+  : # qemu-system-aarch64 loads the gzip-compressed Image itself
+elif ! grep -q '^CONFIG_PVH=y' "$kernel_root/boot/config-$kernel_version" 2>/dev/null ||
    ! extract_vmlinux "$vmlinuz" "$work/out/vmlinux"; then
   rm -f "$work/out/vmlinux"
   log "no PVH-bootable vmlinux; booting the compressed kernel (slower)"
