@@ -10,7 +10,7 @@ let passed = 0, failed = 0, skipped = 0, broken = false;
 
 for (const group of groups) {
   if (!existsSync(`test/${group}`)) continue;
-  const args = ['--import', 'tsx', 'node_modules/uvu/bin.js', `test/${group}`, '\\.test\\.ts$'];
+  const args = ['--require', './build/test-signals.cjs', '--import', 'tsx', 'node_modules/uvu/bin.js', `test/${group}`, '\\.test\\.ts$'];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   // uvu prints its summary and then waits for the event loop to drain; a test that left a
@@ -19,15 +19,17 @@ for (const group of groups) {
   // are known). A nested run's summary (a microVM guest's) is followed by more output,
   // which cancels the timer.
   let drainTimer;
+  // SIGTERM first so the tests' exit handlers clean up; SIGKILL if that hangs too.
+  const stop = () => { child.kill('SIGTERM'); setTimeout(() => child.kill('SIGKILL'), 10_000).unref(); };
   child.stdout.on('data', (d) => {
     out += d;
     process.stdout.write(d);
     clearTimeout(drainTimer);
     if (/^\s*Duration:.*\s*$/m.test(out.slice(-200)) && /Duration:[^\n]*\n?\s*$/.test(out)) {
-      drainTimer = setTimeout(() => { console.error(`\n${group}: tests finished but left handles open; ending the process`); child.kill('SIGKILL'); }, 15_000);
+      drainTimer = setTimeout(() => { console.error(`\n${group}: tests finished but left handles open; ending the process`); stop(); }, 15_000);
     }
   });
-  const timer = setTimeout(() => { console.error(`\n${group}: timed out`); child.kill('SIGKILL'); }, TIMEOUT_MS);
+  const timer = setTimeout(() => { console.error(`\n${group}: timed out`); stop(); }, TIMEOUT_MS);
   const code = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   clearTimeout(timer);
   clearTimeout(drainTimer);
