@@ -33,10 +33,8 @@ P=(podman --root "$work/p/root" --runroot "$work/p/run" --tmpdir "$work/p/tmp" -
 PRUN=(--cgroup-parent "/$parent/podman" --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 
 # Host state netavark may change (podman's default network): remember it to undo only what we did.
-had_netavark=$( { iptables -S; iptables -t nat -S; } 2>/dev/null | grep -c NETAVARK || true)
-had_runnet=$([ -e /run/containers/networks ] && echo 1 || echo 0)
-had_podman0=$(ip link show podman0 >/dev/null 2>&1 && echo 1 || echo 0)
-ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)
+. bench/lib/podman-host-state.sh   # the cd above put us at the repository root
+podman_host_state_record
 
 cleanup() {
   set +e
@@ -61,17 +59,7 @@ cleanup() {
   done
   grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
   rm -rf "$work"
-  # netavark's firewall chains, bridge and IPAM db, if we created them.
-  if [ "$had_netavark" = 0 ]; then
-    for t in filter nat; do
-      iptables -t "$t" -S 2>/dev/null | grep -- '-j NETAVARK' | sed 's/^-A/-D/' | while read -r rule; do eval iptables -t "$t" "$rule"; done
-      for c in $(iptables -t "$t" -S 2>/dev/null | awk '/^-N NETAVARK/{print $2}'); do iptables -t "$t" -F "$c"; done
-      for c in $(iptables -t "$t" -S 2>/dev/null | awk '/^-N NETAVARK/{print $2}'); do iptables -t "$t" -X "$c"; done
-    done
-  fi
-  [ "$had_podman0" = 0 ] && ip link del podman0 2>/dev/null
-  [ "$had_runnet" = 0 ] && rm -rf /run/containers/networks && rmdir /run/containers 2>/dev/null
-  echo "$ip_forward" >/proc/sys/net/ipv4/ip_forward
+  podman_host_state_restore
   true
 }
 trap cleanup EXIT
