@@ -97,4 +97,16 @@ t('run -it under a pseudo-terminal relays typed input', async () => {
   assert.is(r.code, 6);
 });
 
+t('exec -it under a pseudo-terminal relays typed input', async () => {
+  const cli = `${process.execPath} ${BERTH_BIN} -H ${daemon!.host}`;
+  await ok(['run', '-d', '--name', 'tty1', IMAGE, 'sleep', '60']);
+  try {
+    const r = await run('bash', ['-c', `(sleep 1.5; printf 'typed\\r'; sleep 1.5) | script -qec "${cli} exec -it tty1 sh -c 'read x; echo got:\\$x; exit 5'" /dev/null`], { timeoutMs: 30_000 });
+    assert.match(r.stdout.replace(/\r/g, ''), 'got:typed\n');
+    assert.is(r.code, 5);
+  } finally {
+    await berth(['rm', '-f', 'tty1']);
+  }
+});
+
 test.run();

@@ -91,4 +91,17 @@ t('docker run -it under a pseudo-terminal relays typed input', async () => {
   assert.is(r.code, 6);
 });
 
+t('docker exec -it under a pseudo-terminal relays typed input', async () => {
+  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: daemon!.host, DOCKER_CONFIG: join(work, 'docker-config') };
+  delete env.DOCKER_CONTEXT;
+  await ok(['run', '-d', '--name', 'tty1', IMAGE, 'sleep', '60']);
+  try {
+    const r = await run('bash', ['-c', `(sleep 1.5; printf 'typed\\r'; sleep 1.5) | script -qec "docker exec -it tty1 sh -c 'read x; echo got:\\$x; exit 5'" /dev/null`], { env, timeoutMs: 30_000 });
+    assert.match(r.stdout.replace(/\r/g, ''), 'got:typed\n');
+    assert.is(r.code, 5);
+  } finally {
+    await docker(['rm', '-f', 'tty1']);
+  }
+});
+
 test.run();
