@@ -4,10 +4,10 @@
 // musl sysroots come from Debian packages and are cached (build/musl.mjs), so only the
 // first build touches the network.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadTargets, onPath, ROOT } from './cache.mjs';
+import { loadTargets, onPath, ROOT, run } from './cache.mjs';
 import { buildHelper } from './helper.mjs';
 import { muslSysroot } from './musl.mjs';
 
@@ -31,8 +31,23 @@ export function buildCrossHelper(target) {
     return { out, cc: target.helperCC, bytes: statSync(out).size, musl: version, cached: true };
   }
   const result = buildHelper(out, { cc: target.helperCC, flags });
+  if (target.softFloat) assertNoFpuInstructions(out, target);
   writeFileSync(stamp, fingerprint);
   return { ...result, musl: version, cached: false };
+}
+
+/**
+ * MIPS routers mostly lack an FPU, and gcc's soft-float ABI passes doubles in integer
+ * registers: one hard-float object (e.g. from a hard-float libgcc) makes the helper die
+ * with SIGILL or compute garbage. Any coprocessor-1 register in the code means one got in.
+ */
+function assertNoFpuInstructions(file, target) {
+  const objdump = target.helperCC.replace(/gcc$/, 'objdump');
+  const fpu = run(objdump, ['-d', file]).split('\n').filter((line) => /\$f\d+/.test(line));
+  if (fpu.length) {
+    rmSync(file, { force: true });
+    throw new Error(`${target.name}: the soft-float helper contains ${fpu.length} FPU instructions, e.g.\n${fpu.slice(0, 3).join('\n')}`);
+  }
 }
 
 function helperFingerprint(cc, flags, muslVersion) {

@@ -5,8 +5,11 @@
 //              while OpenWrt's MIPS chips (24Kc) have no FPU.
 //  - "host":   the host's musl-gcc (musl-tools), for x86_64.
 // Each sysroot gets a gcc specs file that points the cross gcc at its headers and libc.a.
+// Soft-float targets also get libgcc's soft-fp routines built soft-float from Debian's gcc
+// source: Debian's MIPS libgcc is hard-float, its __adddf3 is a single add.d, which an
+// FPU-less 24Kc cannot run and which reads its arguments from the wrong registers.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { aptDownload, aptRoot, aptVersion, cacheDir, cachedDir, run } from './cache.mjs';
 
@@ -49,7 +52,62 @@ function sourceSysroot(target) {
     run('rm', ['-rf', build]);
   });
   const sysroot = join(dir, 'sysroot');
-  return { specs: writeSpecs(dir, join(sysroot, 'include'), join(sysroot, 'lib'), target.musl.loader), version: src.version };
+  const softFp = target.softFloat ? softFpLibrary(target, cflags, join(sysroot, 'include')) : undefined;
+  const version = softFp ? `${src.version}+softfp-gcc${softFp.gccVersion}` : src.version;
+  return { specs: writeSpecs(dir, join(sysroot, 'include'), join(sysroot, 'lib'), target.musl.loader, softFp?.archive), version };
+}
+
+// The float modes musl and the helper can call into (single and double; no long double
+// beyond double on 32-bit MIPS), with their integer conversions.
+const SOFT_FP_ROUTINES = [
+  'addsf3', 'subsf3', 'mulsf3', 'divsf3', 'negsf2', 'eqsf2', 'gesf2', 'lesf2', 'unordsf2',
+  'fixsfsi', 'fixunssfsi', 'floatsisf', 'floatunsisf', 'fixsfdi', 'fixunssfdi', 'floatdisf', 'floatundisf',
+  'adddf3', 'subdf3', 'muldf3', 'divdf3', 'negdf2', 'eqdf2', 'gedf2', 'ledf2', 'unorddf2',
+  'fixdfsi', 'fixunsdfsi', 'floatsidf', 'floatunsidf', 'fixdfdi', 'fixunsdfdi', 'floatdidf', 'floatundidf',
+  'extendsfdf2', 'truncdfsf2',
+];
+
+/** libgcc's soft-fp routines compiled soft-float for this target: { archive, gccVersion }. */
+function softFpLibrary(target, cflags, muslInclude) {
+  const gccVersion = run(target.helperCC, ['-dumpversion']).trim();
+  const src = gccSoftFpSource(gccVersion.split('.')[0]);
+  const key = `softfp-${target.name}-${src.version}-${createHash('sha256').update(cflags).digest('hex').slice(0, 12)}`;
+  const dir = cachedDir(join(cacheDir('musl'), key), (tmp) => {
+    const libgcc = join(src.tree, 'libgcc');
+    const objects = SOFT_FP_ROUTINES.map((name) => {
+      const object = join(tmp, `${name}.o`);
+      run(target.helperCC, [
+        '-c', ...cflags.split(' '), '-ffunction-sections', '-nostdinc', '-isystem', muslInclude,
+        '-I', join(libgcc, 'config/mips'), '-I', join(libgcc, 'soft-fp'), '-I', libgcc, '-I', join(src.tree, 'include'),
+        '-o', object, join(libgcc, 'soft-fp', `${name}.c`),
+      ]);
+      return object;
+    });
+    run(target.helperCC.replace(/gcc$/, 'ar'), ['rcs', join(tmp, 'libberth-softfp.a'), ...objects]);
+    for (const object of objects) rmSync(object);
+  });
+  return { archive: join(dir, 'libberth-softfp.a'), gccVersion: src.version };
+}
+
+/** libgcc's soft-fp sources and longlong.h from Debian's gcc-N-source package, unpacked once. */
+function gccSoftFpSource(major) {
+  const apt = aptRoot('amd64');
+  const pkg = `gcc-${major}-source`;
+  const version = aptVersion(apt, pkg);
+  const dir = cachedDir(join(cacheDir('musl'), `${pkg}-${version}`), (tmp) => {
+    const deb = aptDownload(apt, pkg, tmp);
+    // The package holds gcc's whole source tarball (~80 MB); only a few files are needed.
+    run('sh', ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards "./usr/src/*/gcc-*.tar.*"', 'sh', deb, tmp]);
+    const srcDir = join(tmp, 'usr/src', readdirSync(join(tmp, 'usr/src'))[0]);
+    const tarball = readdirSync(srcDir).find((f) => /^gcc-.*\.tar\.[a-z]+$/.test(f));
+    if (!tarball) throw new Error(`${pkg}: no gcc source tarball inside`);
+    mkdirSync(join(tmp, 'tree'));
+    run('tar', ['-xf', join(srcDir, tarball), '-C', join(tmp, 'tree'), '--strip-components=1', '--wildcards',
+      '*/libgcc/soft-fp/*', '*/libgcc/config/mips/sfp-machine.h', '*/include/longlong.h']);
+    rmSync(join(tmp, 'usr'), { recursive: true, force: true });
+    rmSync(deb);
+  });
+  return { tree: join(dir, 'tree'), version: version.replace(/-[^-]*$/, '') };
 }
 
 /** Debian's musl source (the upstream .orig tarball plus Debian's patches), unpacked once. */
@@ -87,7 +145,7 @@ function findDir(top, match) {
 }
 
 /** A gcc specs file in the style of musl-gcc's, pointing at this sysroot. */
-function writeSpecs(dir, include, lib, loader) {
+function writeSpecs(dir, include, lib, loader, softFpArchive) {
   const specs = join(dir, 'musl-gcc.specs');
   writeFileSync(specs, `%rename cpp_options old_cpp_options
 
@@ -101,7 +159,7 @@ function writeSpecs(dir, include, lib, loader) {
 -L${lib} -L .%s
 
 *libgcc:
-libgcc.a%s %:if-exists(libgcc_eh.a%s)
+${softFpArchive ? `${softFpArchive} ` : ''}libgcc.a%s %:if-exists(libgcc_eh.a%s)
 
 *startfile:
 %{!shared: ${lib}/Scrt1.o} ${lib}/crti.o crtbeginS.o%s
