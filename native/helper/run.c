@@ -1,6 +1,6 @@
-/* `berth-helper run`: clone the container into its namespaces, hold it on a sync pipe
- * until it is in its cgroups, then let it build its root and exec. The helper stays as
- * its parent and relays its stdio (session.c). */
+/* `berth-helper run`: clone the container (into its pid namespace), hold it on a sync
+ * pipe until it is in its cgroups, then let it enter its other namespaces, build its
+ * root and exec. The helper stays as its parent and relays its stdio (session.c). */
 #define _GNU_SOURCE
 #include "helper.h"
 
@@ -156,9 +156,13 @@ static void container_main(const struct spec *s, const struct child_fds *c)
 		fail_errno(&f, errno, "setsid");
 		report_and_exit(c->error, &f);
 	}
-	/* Only now, inside its cgroups, so that the namespace is rooted there. */
-	if ((s->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) {
-		fail_errno(&f, errno, "unshare cgroup namespace");
+	/* Every namespace but pid is entered here rather than by clone: qemu-user (the
+	 * cross-built helpers' self-test) refuses clone with CLONE_NEW* flags but passes
+	 * unshare through. After the release, so a failure reaches the helper through the
+	 * error pipe, and the cgroup namespace is rooted in the cgroups just joined. */
+	int unshare_flags = s->clone_flags & ~CLONE_NEWPID;
+	if (unshare_flags && unshare(unshare_flags) < 0) {
+		fail_errno(&f, errno, "unshare namespaces");
 		report_and_exit(c->error, &f);
 	}
 	if (c->netns >= 0 && setns(c->netns, CLONE_NEWNET) < 0) {
@@ -322,8 +326,10 @@ int run_container(int ready_fd)
 		return fail_early(&f, &ready_fd);
 
 	/* Raw clone with no stack behaves like fork (and the argument order of the
-	 * unused pointers, which differs per architecture, does not matter). */
-	int flags = (spec.clone_flags & ~CLONE_NEWCGROUP) | SIGCHLD;
+	 * unused pointers, which differs per architecture, does not matter). Only the
+	 * pid namespace must be created here, for the child to be its PID 1; the child
+	 * unshares the others itself (container_main). */
+	int flags = (spec.clone_flags & CLONE_NEWPID) | SIGCHLD;
 	pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
 	if (pid < 0) {
 		fail_errno(&f, errno, "clone");

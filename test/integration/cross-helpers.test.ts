@@ -1,7 +1,7 @@
 // The cross-built helpers (npm run build:helpers): each target's binary is static, stripped,
 // of the right machine, and answers `berth-helper version` under qemu-user on the CPU
 // OpenWrt builds for (24Kc has no FPU, so a hard-float MIPS build would die with SIGILL).
-// qemu-user cannot create PID namespaces, so starting containers is left to real kernels.
+// Starting containers with them under qemu-user is cross-helper-run.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
@@ -56,11 +56,16 @@ if (missing.length) {
     });
   }
 
-  test('MIPS helpers are soft-float (the .MIPS.abiflags fp_abi says soft)', () => {
+  test('MIPS helpers are soft-float (the .MIPS.abiflags fp_abi says soft, and no instruction uses the FPU)', () => {
     for (const target of targets.filter((t) => t.softFloat)) {
       const prefix = target.helperCC.replace(/gcc$/, '');
       const out = execFileSync(`${prefix}readelf`, ['-A', join(ROOT, 'dist/helpers', `berth-helper-${target.name}`)], { encoding: 'utf8' });
       assert.match(out, /FP ABI:\s+Soft float/, `${target.name}: ${out}`);
+      // The tag alone is not enough: a hard-float libgcc routine (Debian's __adddf3 is one
+      // add.d) would still be linked in. No instruction may touch an FPU register.
+      const code = execFileSync(`${prefix}objdump`, ['-d', join(ROOT, 'dist/helpers', `berth-helper-${target.name}`)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      const fpu = code.split('\n').filter((line) => /\$f\d+/.test(line));
+      assert.equal(fpu.slice(0, 3), [], `${target.name}: ${fpu.length} FPU instructions`);
     }
   });
 }
