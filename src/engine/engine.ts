@@ -12,6 +12,8 @@ import type { Graph, Digest } from '../minimal-graph';
 import type { Change, LowerLayer, StorageDriver } from '../storage';
 import type { ImageRecord } from '../minimal-graph';
 import type { AttachStream, ContainerProcessConfig, ExecConfig, ExitInfo, Runtime } from '../runtime/types';
+import { resolveDevices, type ContainerDevice } from '../runtime/devices';
+import { deviceCgroupRules, deviceRequests, validateDeviceConfig } from './devices';
 import { limitsOf, mergeConfig, mergeEnv, normaliseHostConfig, parseSignal, processEnv, updatedHostConfig, type ImageRunConfig } from './config';
 import { autoName, lookup, nameConflict, newContainerId, normaliseName, shortId } from './names';
 import { etcPaths, planMounts, prepareMounts, removeVolume, writeEtcFiles } from './mounts';
@@ -209,6 +211,7 @@ export class ContainerEngine implements Engine {
     const hc = normaliseHostConfig(req.HostConfig);
     const limits = limitsOf(hc);
     validateLimits(limits);
+    validateDeviceConfig(hc);
     const support = this.deps.cgroups.supports(requestedLimitKeys(limits));
     if (!support.ok) throw new BerthError('EUNSUPPORTED', support.message!);
     const logConfig = parseLogConfig(hc.LogConfig);
@@ -278,7 +281,7 @@ export class ContainerEngine implements Engine {
     return this.serial(c, () => this.startNow(c, false));
   }
 
-  private processConfig(c: Live, netns: string | undefined): ContainerProcessConfig {
+  private processConfig(c: Live, netns: string | undefined, devices: ContainerDevice[] = []): ContainerProcessConfig {
     const { config, hostConfig: hc, mounts } = c.rec;
     const etc = etcPaths(this.records.dirOf(c.rec.id));
     return {
@@ -300,6 +303,7 @@ export class ContainerEngine implements Engine {
       tmpfs: mounts.filter((m) => m.Type === 'tmpfs').map((m) => ({ target: m.Destination, ...(m.tmpfsOptions ? { options: m.tmpfsOptions } : {}) })),
       ...(netns ? { netns } : {}),
       ...(hc.Ulimits?.length ? { ulimits: hc.Ulimits.map((u) => ({ name: u.Name, soft: u.Soft, hard: u.Hard })) } : {}),
+      ...(devices.length ? { devices: devices.map((d) => ({ hostPath: d.path, containerPath: d.containerPath })) } : {}),
     };
   }
 
@@ -331,12 +335,14 @@ export class ContainerEngine implements Engine {
     let cgroup: ContainerCgroup | undefined;
     let networkAttached = false;
     try {
-      cgroup = await cgroups.create(id, limitsOf(rec.hostConfig));
+      // Read now, not at create: a re-plugged USB device may have new numbers.
+      const devices = await resolveDevices(deviceRequests(rec.hostConfig), !!rec.hostConfig.Privileged);
+      cgroup = await cgroups.create(id, { ...limitsOf(rec.hostConfig), devices: deviceCgroupRules(rec.hostConfig, devices) });
       const rootfs = await storage.mount(id);
       if (rec.config.WorkingDir) await this.ensureWorkingDir(rootfs, rec.config.WorkingDir);
       const netns = await this.network.attach({ id, name: rec.name, hostConfig: rec.hostConfig, hostname: rec.config.Hostname, hostsPath: rec.hostsPath });
       networkAttached = true;
-      const spec = await runtime.buildSpec(id, rootfs, this.processConfig(c, netns), {
+      const spec = await runtime.buildSpec(id, rootfs, this.processConfig(c, netns, devices), {
         cgroupProcs: cgroup.procsFiles(),
         ...(rec.logPath ? { log: { path: rec.logPath, maxBytes: logConfig.maxBytes, maxFiles: logConfig.maxFiles } } : {}),
         // Always wait: attach clients (and the local log ring) connect before the process runs.

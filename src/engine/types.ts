@@ -60,6 +60,8 @@ export interface HostConfig {
   Init?: boolean | null;
   GroupAdd?: string[] | null;
   Ulimits?: Array<{ Name: string; Soft: number; Hard: number }> | null;
+  Devices?: Array<{ PathOnHost: string; PathInContainer?: string; CgroupPermissions?: string }> | null;
+  DeviceCgroupRules?: string[] | null;
   [unknown: string]: unknown;
 }
 

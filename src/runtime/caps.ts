@@ -27,9 +27,25 @@ export function hostLastCap(file = '/proc/sys/kernel/cap_last_cap'): number {
   return ALL_CAP_NAMES.length - 1;
 }
 
-/** Every capability the kernel supports (what --privileged and --cap-add ALL grant). */
-export function allCaps(lastCap: number): string[] {
-  return ALL_CAP_NAMES.slice(0, lastCap + 1);
+/**
+ * The capabilities berth itself may hand out: its bounding set (CapBnd). A sandbox or a
+ * parent container may have dropped some; asking the kernel for those fails capset.
+ */
+export function hostBoundingCaps(file = '/proc/self/status'): string[] | undefined {
+  try {
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync(file, 'utf8'));
+    if (!m) return undefined;
+    const mask = BigInt(`0x${m[1]}`);
+    return ALL_CAP_NAMES.filter((_, i) => (mask >> BigInt(i)) & 1n);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every capability the kernel supports and berth holds (what --privileged and --cap-add ALL grant). */
+export function allCaps(lastCap: number, bounding?: readonly string[]): string[] {
+  const known = ALL_CAP_NAMES.slice(0, lastCap + 1);
+  return bounding ? known.filter((c) => bounding.includes(c)) : known;
 }
 
 /** "cap_net_admin" / "NET_ADMIN" -> "NET_ADMIN"; "all" -> "ALL"; unknown -> EINVAL. */
@@ -45,10 +61,15 @@ export function normalizeCapName(name: string): string {
  * Docker's rules: privileged = everything; ALL in add = everything but the drops; ALL in
  * drop = only the adds; otherwise defaults minus drops plus adds.
  */
-export function computeCaps(opts: { privileged?: boolean; capAdd?: string[]; capDrop?: string[]; lastCap: number; defaults?: string[] }): string[] {
-  const all = allCaps(opts.lastCap);
+export function computeCaps(opts: { privileged?: boolean; capAdd?: string[]; capDrop?: string[]; lastCap: number; bounding?: readonly string[]; defaults?: string[] }): string[] {
+  const all = allCaps(opts.lastCap, opts.bounding);
   if (opts.privileged) return all;
   const add = (opts.capAdd ?? []).map(normalizeCapName);
+  for (const cap of add) {
+    if (cap !== 'ALL' && opts.bounding && !opts.bounding.includes(cap)) {
+      throw new BerthError('EINVAL', `cannot add capability ${cap}: berth itself runs without it (not in its bounding set)`);
+    }
+  }
   const drop = (opts.capDrop ?? []).map(normalizeCapName);
   let caps: string[];
   if (add.includes('ALL')) caps = all.filter((c) => !drop.includes(c));

@@ -21,6 +21,8 @@ export interface HostSpecOptions {
   cgroupNamespace: boolean;
   /** /proc/sys/kernel/cap_last_cap, for "all capabilities". */
   lastCap: number;
+  /** The daemon's bounding set: "all capabilities" cannot go beyond it. */
+  boundingCaps?: readonly string[];
 }
 
 export interface SpecExtra { cgroupProcs: string[]; log?: HelperSpec['log']; waitStart: boolean }
@@ -132,6 +134,13 @@ function rlimitsOf(config: ContainerProcessConfig): HelperSpec['rlimits'] {
   });
 }
 
+/** Devices go under the container's own /dev tmpfs or elsewhere, but never over / itself. */
+function checkDevicePath(target: string): string {
+  const clean = path.normalize(target);
+  if (!clean.startsWith('/') || clean === '/') throw new BerthError('EINVAL', `bad format for path: ${target}`);
+  return clean;
+}
+
 function checkWorkingDir(dir: string | undefined): string {
   if (!dir) return '/';
   if (!dir.startsWith('/')) throw new BerthError('EINVAL', `the working directory '${dir}' is invalid, it needs to be an absolute path`);
@@ -141,8 +150,8 @@ function checkWorkingDir(dir: string | undefined): string {
 /**
  * The container's spec from an already resolved user (pure: no file access).
  * Privileged gets every capability, no masked or read-only paths and a writable /sys;
- * what Docker also does and this does not: the host's devices in /dev and a device
- * cgroup that allows them all (the engine's cgroups code owns device rules).
+ * its host devices come in `config.devices` like --device ones (the engine resolves
+ * them and owns the device cgroup that allows them).
  */
 export function buildSpecFromUser(rootfs: string, config: ContainerProcessConfig, user: ResolvedUser, extra: SpecExtra, host: HostSpecOptions): HelperSpec {
   const privileged = config.privileged === true;
@@ -161,6 +170,12 @@ export function buildSpecFromUser(rootfs: string, config: ContainerProcessConfig
   const taken = new Set(userMounts.map((m) => m.target));
   // A user mount over a default one replaces it (e.g. a bigger /dev/shm), as in Docker.
   const mounts = defaultMounts({ privileged, cgroupNamespace: host.cgroupNamespace }).filter((m) => !taken.has(m.target));
+  // Host nodes are bound rather than created: no helper protocol change, and the node
+  // keeps the host's owner and mode as Docker's mknod copy does. The device cgroup
+  // (the engine's) decides what the container may do with them.
+  for (const device of config.devices ?? []) {
+    mounts.push({ source: device.hostPath, target: checkDevicePath(device.containerPath), fstype: 'none', flags: MS.BIND });
+  }
   const etc = config.etcFiles ?? {};
   for (const [file, source] of [['/etc/resolv.conf', etc.resolvConf], ['/etc/hostname', etc.hostname], ['/etc/hosts', etc.hosts]] as const) {
     // Writable like Docker's: tools in the container edit these files in place.
@@ -187,7 +202,7 @@ export function buildSpecFromUser(rootfs: string, config: ContainerProcessConfig
     mounts,
     masked: privileged ? [] : [...MASKED_PATHS],
     readonly: privileged ? [] : [...READONLY_PATHS],
-    caps: computeCaps({ privileged, capAdd: config.capAdd, capDrop: config.capDrop, lastCap: host.lastCap }),
+    caps: computeCaps({ privileged, capAdd: config.capAdd, capDrop: config.capDrop, lastCap: host.lastCap, bounding: host.boundingCaps }),
     rlimits: rlimitsOf(config),
     // The project's default (see the reference notes); privileged processes may need setuid binaries.
     noNewPrivs: !privileged,
@@ -230,7 +245,7 @@ export async function buildExecSpec(rootfs: string, container: ContainerProcessC
     uid: user.uid,
     gid: user.gid,
     groups: user.groups,
-    caps: computeCaps({ privileged, capAdd: container.capAdd, capDrop: container.capDrop, lastCap: host.lastCap }),
+    caps: computeCaps({ privileged, capAdd: container.capAdd, capDrop: container.capDrop, lastCap: host.lastCap, bounding: host.boundingCaps }),
     rlimits: rlimitsOf(container),
     noNewPrivs: !privileged,
     tty: exec.tty,

@@ -59,6 +59,8 @@ export interface ContainerProcessConfig {
   /** Join this network namespace (bridge networking); undefined = a new, loopback-only one; 'host' = none. */
   netns?: string | 'host';
   ulimits?: Array<{ name: string; soft: number; hard: number }>;
+  /** Host device nodes bound into the container (resolved by the engine at start). */
+  devices?: Array<{ hostPath: string; containerPath: string }>;
 }
 
 export interface ExitInfo {

@@ -18,6 +18,8 @@ export const CREATE_FLAGS = {
   'cap-drop': { type: 'list', help: 'Drop Linux capabilities' },
   'cpu-shares': { type: 'string', short: 'c', help: 'CPU shares (relative weight)' },
   cpus: { type: 'string', help: 'Number of CPUs' },
+  device: { type: 'list', help: 'Add a host device to the container' },
+  'device-cgroup-rule': { type: 'list', help: 'Add a rule to the cgroup allowed devices list' },
   dns: { type: 'list', help: 'Set custom DNS servers' },
   entrypoint: { type: 'string', help: 'Overwrite the default ENTRYPOINT of the image' },
   env: { type: 'list', short: 'e', help: 'Set environment variables' },
@@ -64,6 +66,24 @@ Aliases:
   berth container create, berth create
 
 ${formatFlagHelp(CREATE_FLAGS)}`;
+
+const validDeviceMode = (mode: string) => /^[rwm]{1,3}$/.test(mode) && new Set(mode).size === mode.length;
+
+/** docker's --device HOST[:CONTAINER][:MODE]; a second part that is a mode is the mode. */
+export function parseDevice(spec: string): { PathOnHost: string; PathInContainer: string; CgroupPermissions: string } {
+  const parts = spec.split(':');
+  if (parts.length > 3 || !parts[0]) throw new BerthError('EINVAL', `invalid device specification: ${spec}`);
+  let target = '';
+  let mode = parts.length === 3 ? parts[2]! : 'rwm';
+  if (parts.length >= 2) {
+    if (parts.length === 2 && validDeviceMode(parts[1]!)) mode = parts[1]!;
+    else target = parts[1]!;
+  }
+  if (!validDeviceMode(mode)) throw new BerthError('EINVAL', `invalid device mode: ${mode}`);
+  const PathInContainer = target || parts[0];
+  if (!PathInContainer.startsWith('/')) throw new BerthError('EINVAL', `bad format for path: ${PathInContainer}`);
+  return { PathOnHost: parts[0], PathInContainer, CgroupPermissions: mode };
+}
 
 /** -e KEY=VALUE, or KEY alone to copy it from this environment (dropped when unset). */
 function envEntries(flags: CreateFlags, env: NodeJS.ProcessEnv): string[] {
@@ -207,6 +227,7 @@ export function buildCreateRequest(flags: CreateFlags, image: string, command: s
     if (!m) throw new BerthError('EINVAL', `invalid argument "${u}" for "--ulimit" flag`);
     return { Name: m[1]!, Soft: Number(m[2]), Hard: Number(m[3] ?? m[2]) };
   });
+  const devices = flags.device.map(parseDevice);
   const restart = parseRestartPolicy(flags.restart ?? 'no');
   if (attach.autoRemove && restart.Name !== 'no') throw new BerthError('EINVAL', 'Conflicting options: --restart and --rm');
 
@@ -227,6 +248,8 @@ export function buildCreateRequest(flags: CreateFlags, image: string, command: s
   };
   if (Object.keys(tmpfs).length) hostConfig.Tmpfs = tmpfs;
   if (ulimits.length) hostConfig.Ulimits = ulimits;
+  if (devices.length) hostConfig.Devices = devices;
+  if (flags['device-cgroup-rule'].length) hostConfig.DeviceCgroupRules = flags['device-cgroup-rule'];
   if (flags.init) hostConfig.Init = true;
   if (flags.memory) hostConfig.Memory = parseMemory(flags.memory, '--memory');
   if (flags['memory-swap']) hostConfig.MemorySwap = flags['memory-swap'] === '-1' ? -1 : parseMemory(flags['memory-swap'], '--memory-swap');

@@ -1,6 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ALL_CAP_NAMES, computeCaps, DOCKER_DEFAULT_CAPS, normalizeCapName } from '../../../src/runtime/caps';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ALL_CAP_NAMES, computeCaps, DOCKER_DEFAULT_CAPS, hostBoundingCaps, normalizeCapName } from '../../../src/runtime/caps';
 
 const LAST = ALL_CAP_NAMES.length - 1;
 
@@ -29,6 +32,24 @@ test('ALL in add keeps everything but the drops; ALL in drop keeps only the adds
 test('privileged: every capability the kernel knows, whatever add/drop say', () => {
   assert.equal(computeCaps({ lastCap: LAST, privileged: true, capDrop: ['ALL'] }), [...ALL_CAP_NAMES]);
   assert.equal(computeCaps({ lastCap: 37, privileged: true }), ALL_CAP_NAMES.slice(0, 38));
+});
+
+test('"all" stops at the bounding set berth runs with; adding a cap outside it is refused by name', () => {
+  // A sandbox that dropped CAP_SYS_RESOURCE (bit 24), as some container hosts do.
+  const dir = mkdtempSync(join(tmpdir(), 'berth-caps-'));
+  try {
+    writeFileSync(join(dir, 'status'), 'Name:\tnode\nCapBnd:\t000001fffeffffff\nCapAmb:\t0000000000000000\n');
+    const bounding = hostBoundingCaps(join(dir, 'status'))!;
+    assert.ok(!bounding.includes('SYS_RESOURCE'));
+    assert.is(bounding.length, ALL_CAP_NAMES.length - 1);
+    const privileged = computeCaps({ lastCap: LAST, privileged: true, bounding });
+    assert.ok(!privileged.includes('SYS_RESOURCE') && privileged.includes('SYS_ADMIN'));
+    assert.ok(!computeCaps({ lastCap: LAST, capAdd: ['ALL'], bounding }).includes('SYS_RESOURCE'));
+    assert.throws(() => computeCaps({ lastCap: LAST, capAdd: ['sys_resource'], bounding }), /cannot add capability SYS_RESOURCE: .*bounding set/);
+    assert.is(hostBoundingCaps(join(dir, 'missing')), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

@@ -98,6 +98,16 @@ test('etc files, binds and tmpfs with Docker flags; user mounts replace defaults
   assert.equal(byTarget.get('/run'), { source: 'tmpfs', target: '/run', fstype: 'tmpfs', flags: MS.NOSUID | MS.NODEV | MS.NOEXEC });
 });
 
+test('devices: host nodes bound over the container /dev after its tmpfs, paths checked', async () => {
+  const spec = await buildSpec(rootfs, cfg({ devices: [{ hostPath: '/dev/ttyUSB0', containerPath: '/dev/zigbee' }, { hostPath: '/dev/net/tun', containerPath: '/dev/net//tun' }] }), extra, host);
+  const at = targets(spec);
+  assert.ok(at.indexOf('/dev/zigbee') > at.indexOf('/dev'));
+  assert.equal(spec.mounts.find((m) => m.target === '/dev/zigbee'), { source: '/dev/ttyUSB0', target: '/dev/zigbee', fstype: 'none', flags: MS.BIND });
+  assert.ok(at.includes('/dev/net/tun'));
+  const refused = await buildSpec(rootfs, cfg({ devices: [{ hostPath: '/dev/a', containerPath: 'dev/a' }] }), extra, host).catch((err: Error) => err);
+  assert.match(String(refused), /bad format for path: dev\/a/);
+});
+
 test('tmpfs options: flags vs data, last wins, bad ones refused', () => {
   assert.equal(tmpfsMount('/t', 'ro,size=1m,mode=700,size=2m,suid'), { source: 'tmpfs', target: '/t', fstype: 'tmpfs', flags: MS.RDONLY | MS.NODEV | MS.NOEXEC, data: 'mode=700,size=2m' });
   assert.throws(() => tmpfsMount('/t', 'size=1m\nx'), /bad option/);
