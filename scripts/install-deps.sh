@@ -10,7 +10,7 @@ DEB_PACKAGES=(
   apache2-utils openssl                         # htpasswd and certificates for auth fixtures
   zstd xz-utils                                 # layer fixtures
   hyperfine time                                # bench/
-  qemu-system-x86 qemu-system-arm               # microVMs: cgroup-v2-only x86_64 kernel, arm64 kernel (test/vm)
+  qemu-system-x86 qemu-system-arm qemu-system-mips   # microVMs: cgroup-v2-only x86_64 kernel; arm64, armhf, mipsel kernels (test/vm)
   mosquitto                                     # MQTT broker for the fleet tests
   nftables iptables iproute2                    # bridge networking
   gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf  # cross-built helpers (build:helpers)

@@ -6,9 +6,11 @@
 // /tmp and /run, and the repository read-write at its host path. It runs as root.
 // Kernel and initramfs come from test/vm/prepare.sh, cached across runs.
 //
-// arch 'aarch64' boots Debian's arm64 kernel under qemu-system-aarch64 (-M virt, TCG)
-// instead: there the host's root cannot run, so the command runs in the initramfs
-// (arm64 busybox at /bin, plus whatever `extraInitrd` adds), with only the control share.
+// A foreign arch boots Debian's kernel for it instead: 'aarch64' (arm64) and 'armv7'
+// (armhf, armmp flavour) under qemu-system-aarch64/-arm -M virt, 'mipsel' (4kc-malta)
+// under qemu-system-mipsel -M malta, all TCG. There the host's root cannot run, so the
+// command runs in the initramfs (that arch's static busybox at /bin, plus whatever
+// `extraInitrd` adds), with only the control share.
 //
 // Env: BERTH_VM_CACHE (cache dir, default $TMPDIR/berth-vm-cache), BERTH_VM_VERBOSE=1
 // (echo the console to stderr), BERTH_VM_EXTRA_MODULES (see prepare.sh).
@@ -19,15 +21,45 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 
 export const REPO_ROOT = resolve(__dirname, '../..');
 const PREPARE_SCRIPT = join(REPO_ROOT, 'test/vm/prepare.sh');
-export type MicroVmArch = 'x86_64' | 'aarch64';
-const QEMUS: Record<MicroVmArch, string> = { x86_64: 'qemu-system-x86_64', aarch64: 'qemu-system-aarch64' };
-const QEMU_PACKAGES: Record<MicroVmArch, string> = { x86_64: 'qemu-system-x86', aarch64: 'qemu-system-arm' };
-const DEB_ARCH: Record<MicroVmArch, string> = { x86_64: 'amd64', aarch64: 'arm64' };
+export type MicroVmArch = 'x86_64' | 'aarch64' | 'armv7' | 'mipsel';
+
+interface GuestMachine {
+  qemu: string;
+  /** Debian package that ships `qemu`. */
+  qemuPackage: string;
+  /** BERTH_VM_ARCH for prepare.sh. */
+  debianArch: string;
+  machine: string[];
+  console: string;
+  cpus: number;
+  memoryMb: number;
+}
+const MACHINES: Record<MicroVmArch, GuestMachine> = {
+  x86_64: {
+    qemu: 'qemu-system-x86_64', qemuPackage: 'qemu-system-x86', debianArch: 'amd64',
+    machine: ['-cpu', 'max'], console: 'ttyS0', cpus: 2, memoryMb: 2048,
+  },
+  aarch64: {
+    qemu: 'qemu-system-aarch64', qemuPackage: 'qemu-system-arm', debianArch: 'arm64',
+    machine: ['-M', 'virt', '-cpu', 'cortex-a57'], console: 'ttyAMA0', cpus: 2, memoryMb: 512,
+  },
+  armv7: {
+    // highmem=off: otherwise virt puts the PCIe config space above 4 GiB, out of reach
+    // of the armmp kernel (no LPAE), and the 9p share (a PCI device) never appears.
+    qemu: 'qemu-system-arm', qemuPackage: 'qemu-system-arm', debianArch: 'armhf',
+    machine: ['-M', 'virt,highmem=off', '-cpu', 'cortex-a15'], console: 'ttyAMA0', cpus: 2, memoryMb: 512,
+  },
+  mipsel: {
+    // The 24Kc of OpenWrt's mipsel_24kc: no FPU (the kernel emulates it), one core.
+    qemu: 'qemu-system-mipsel', qemuPackage: 'qemu-system-mips', debianArch: 'mipsel',
+    machine: ['-M', 'malta', '-cpu', '24Kc'], console: 'ttyS0', cpus: 1, memoryMb: 256,
+  },
+};
 const BEGIN_MARKER = '@@berth-vm-begin@@';
 const END_MARKER = /@@berth-vm-end (\d+)@@/;
 
 export interface MicroVmOptions {
-  /** Guest architecture; default x86_64 (see the header for what aarch64 changes). */
+  /** Guest architecture; default x86_64 (see the header for what a foreign one changes). */
   arch?: MicroVmArch;
   /** A gzip'd newc cpio appended to the initramfs (files the guest sees from boot on). */
   extraInitrd?: string;
@@ -66,10 +98,15 @@ export function uvuCommand(dir: string, pattern: string): string[] {
   return [process.execPath, '--import', 'tsx', 'node_modules/uvu/bin.js', dir, pattern];
 }
 
+/** The qemu program for `arch` and the Debian package that ships it, for skip messages. */
+export function qemuFor(arch: MicroVmArch): { program: string; debianPackage: string } {
+  return { program: MACHINES[arch].qemu, debianPackage: MACHINES[arch].qemuPackage };
+}
+
 /** Path of qemu-system-x86_64 (or the given arch's), or undefined when it is not installed. */
 export function findQemu(arch: MicroVmArch = 'x86_64'): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const candidate = join(dir, QEMUS[arch]);
+    const candidate = join(dir, MACHINES[arch].qemu);
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
@@ -91,7 +128,7 @@ export function prepareMicroVm(arch: MicroVmArch = 'x86_64'): Promise<BootFiles>
   const existing = prepared.get(arch);
   if (existing) return existing;
   const promise = new Promise<BootFiles>((resolvePromise, reject) => {
-    const env = { ...process.env, BERTH_VM_ARCH: DEB_ARCH[arch] };
+    const env = { ...process.env, BERTH_VM_ARCH: MACHINES[arch].debianArch };
     execFile('bash', [PREPARE_SCRIPT, microVmCacheDir()], { maxBuffer: 16 << 20, env }, (err, stdout, stderr) => {
       if (err) {
         reject(new Error(`microVM preparation failed (${PREPARE_SCRIPT}):\n${stderr.trim() || err.message}`));
@@ -123,8 +160,9 @@ process.on('exit', () => { for (const child of running) child.kill('SIGKILL'); }
  */
 export async function runInMicroVm(opts: MicroVmOptions): Promise<MicroVmResult> {
   const arch = opts.arch ?? 'x86_64';
+  const machine = MACHINES[arch];
   const qemu = findQemu(arch);
-  if (!qemu) throw new Error(`${QEMUS[arch]} not found in PATH: install the Debian package ${QEMU_PACKAGES[arch]}`);
+  if (!qemu) throw new Error(`${machine.qemu} not found in PATH: install the Debian package ${machine.qemuPackage}`);
   if (opts.command.length === 0) throw new Error('runInMicroVm: empty command');
   const boot = await prepareMicroVm(arch);
   const native = arch === 'x86_64';
@@ -161,13 +199,13 @@ export async function runInMicroVm(opts: MicroVmOptions): Promise<MicroVmResult>
     const share = (tag: string, path: string, extra = ''): string[] =>
       ['-virtfs', `local,path=${qemuEscape(path)},mount_tag=${tag},id=${tag},security_model=${securityModel},multidevs=remap${extra}`];
     const args = [
-      ...(native ? ['-cpu', 'max'] : ['-M', 'virt', '-cpu', 'cortex-a57']),
-      '-accel', 'tcg,thread=multi', '-smp', '2', '-m', String(opts.memoryMb ?? (native ? 2048 : 512)),
+      ...machine.machine,
+      '-accel', 'tcg,thread=multi', '-smp', String(machine.cpus), '-m', String(opts.memoryMb ?? machine.memoryMb),
       '-nographic', '-nic', 'none', '-no-reboot',
       '-kernel', boot.kernel, '-initrd', initrd,
       ...share('host0', controlDir),
       ...(native ? [...share('hostroot', '/', ',readonly=on'), ...share('repo', REPO_ROOT)] : []),
-      '-append', `console=${native ? 'ttyS0' : 'ttyAMA0'} quiet cgroup_no_v1=all panic=-1`,
+      '-append', `console=${machine.console} quiet cgroup_no_v1=all panic=-1`,
     ];
 
     const { consoleText, bootMs, commandMs } = await runQemu(qemu, args, opts.timeoutMs ?? 180_000, opts.onOutput);

@@ -5,8 +5,10 @@
 # The only network use is apt-get (update, download) for Debian packages.
 #
 # Extra kernel modules for the initramfs: BERTH_VM_EXTRA_MODULES="tun nf_tables ...".
-# BERTH_VM_ARCH=arm64 builds an arm64 guest (for qemu-system-aarch64 -M virt) from a
-# private apt root under CACHE_DIR (APT::Architecture=arm64, the host's sources and keys).
+# BERTH_VM_ARCH picks the Debian architecture of the guest: amd64 (default), arm64 and
+# armhf (for qemu-system-aarch64/-arm -M virt) or mipsel (qemu-system-mipsel -M malta).
+# Foreign ones come from a private apt root under CACHE_DIR (APT::Architecture=ARCH, the
+# host's sources and keys).
 set -euo pipefail
 
 cache_dir=${1:?usage: prepare.sh CACHE_DIR}
@@ -24,10 +26,18 @@ die() { log "error: $*"; exit 1; }
 command -v apt-cache >/dev/null || die "apt-cache not found: the kernel comes from Debian packages"
 
 arch=${BERTH_VM_ARCH:-amd64}
+# Debian's kernel flavour per architecture: the metapackage is linux-image-FLAVOUR.
+# armmp, not armmp-lpae: it also runs ARMv7 cores without LPAE (cortex-a9 routers).
+case $arch in
+  amd64 | arm64) flavour=$arch ;;
+  armhf) flavour=armmp ;;
+  mipsel) flavour=4kc-malta ;;
+  *) die "BERTH_VM_ARCH=$arch: only amd64, arm64, armhf and mipsel are supported" ;;
+esac
 apt_opts=()
 case $arch in
   amd64) ;;
-  arm64)
+  *)
     # Like build/cache.mjs aptRoot(): the host's Debian sources and keyring, our own state.
     apt_root="$cache_dir/apt-$arch"
     mkdir -p "$apt_root"/etc/apt/{sources.list.d,preferences.d,apt.conf.d} \
@@ -40,21 +50,20 @@ case $arch in
       -o "APT::Architecture=$arch" -o "APT::Architectures=$arch" -o APT::Sandbox::User=root
       -o Acquire::Languages=none)
     ;;
-  *) die "BERTH_VM_ARCH=$arch: only amd64 and arm64 are supported" ;;
 esac
 
-# The versioned package behind the linux-image-amd64 metapackage (full flavour: the
+# The versioned package behind the linux-image-FLAVOUR metapackage (full flavour: the
 # -cloud- one lacks 9p).
 resolve_kernel_package() {
-  apt-cache "${apt_opts[@]}" depends "linux-image-$arch" 2>/dev/null |
-    awk -v arch="$arch" '$1 == "Depends:" && $2 ~ ("^linux-image-[0-9].*-" arch "$") { print $2; exit }'
+  apt-cache "${apt_opts[@]}" depends "linux-image-$flavour" 2>/dev/null |
+    awk -v flavour="$flavour" '$1 == "Depends:" && $2 ~ ("^linux-image-[0-9].*-" flavour "$") { print $2; exit }'
 }
 kernel_package=$(resolve_kernel_package || true)
 if [ -z "$kernel_package" ]; then
-  log "apt lists lack linux-image-$arch; running apt-get update"
+  log "apt lists lack linux-image-$flavour; running apt-get update"
   apt-get "${apt_opts[@]}" -o DPkg::Lock::Timeout=600 update -q >&2 || die "apt-get update failed (needs root and network)"
   kernel_package=$(resolve_kernel_package || true)
-  [ -n "$kernel_package" ] || die "apt knows no linux-image-$arch package; is this Debian with 'main' in sources.list?"
+  [ -n "$kernel_package" ] || die "apt knows no linux-image-$flavour package; is this Debian with 'main' in sources.list?"
 fi
 kernel_version=${kernel_package#linux-image-}
 
@@ -202,7 +211,7 @@ extract_vmlinux() { # bzImage target: writes the ELF vmlinux to target, or fails
   return 1
 }
 if [ "$arch" != amd64 ]; then
-  : # qemu-system-aarch64 loads the gzip-compressed Image itself
+  : # qemu loads these (arm64 Image.gz, arm zImage, mips ELF) itself
 elif ! grep -q '^CONFIG_PVH=y' "$kernel_root/boot/config-$kernel_version" 2>/dev/null ||
    ! extract_vmlinux "$vmlinuz" "$work/out/vmlinux"; then
   rm -f "$work/out/vmlinux"
