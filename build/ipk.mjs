@@ -1,5 +1,6 @@
-// OpenWrt packages without the SDK: dist/ipk/berth_<version>_<openwrt arch>.ipk per target.
-// Usage: node build/ipk.mjs [TARGET...]
+// OpenWrt packages without the SDK: dist/ipk/berth_<version>_<openwrt arch>.ipk per target,
+// and dist/ipk/luci-app-berth_<version>_all.ipk (the LuCI app, architecture-independent).
+// Usage: node build/ipk.mjs [TARGET... | luci-app-berth]
 //
 // An .ipk as OpenWrt's ipkg-build writes it and opkg reads it: a gzip'd tar holding
 // ./debian-binary ("2.0\n"), ./data.tar.gz and ./control.tar.gz. (Older opkg wanted an ar
@@ -14,10 +15,12 @@
 //   /usr/share/berth/default-image.tar   the embedded busybox image (`berth load -i`)
 //   /usr/bin/berth                link to the binary (MIPS: a script running node)
 //   /etc/init.d/berth, /etc/config/berth, /etc/uci-defaults/90-berth
+// luci-app-berth: openwrt/luci-app-berth/htdocs/ -> /www/, root/ -> /, as luci.mk installs
+// them; title, depends and the maintainer scripts are read from its SDK Makefile.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import tarStream from 'tar-stream';
@@ -155,37 +158,115 @@ export function controlText(target, installedSize) {
   ].join('\n');
 }
 
-export async function buildIpk(target) {
-  const files = dataFiles(target);
+/**
+ * Writes dist/ipk/<fileName> as ipkg-build does: data.tar.gz (files, with their parent
+ * directories), control.tar.gz (the control file first, then the other members).
+ */
+async function writeIpk(fileName, files, control, controlMembers) {
   const installedSize = files.reduce((n, f) => n + (f.data?.length ?? 0), 0);
   const data = await tarGz(withDirs(files));
-  const control = await tarGz([
+  const controlTar = await tarGz([
     { path: './', mode: 0o755, dir: true },
-    { path: './control', mode: 0o644, data: Buffer.from(controlText(target, installedSize)) },
-    file('conffiles', join(FILES, 'conffiles')),
-    file('postinst', join(FILES, 'postinst'), 0o755),
-    file('prerm', join(FILES, 'prerm'), 0o755),
+    { path: './control', mode: 0o644, data: Buffer.from(control(installedSize)) },
+    ...controlMembers,
   ]);
   const ipk = await tarGz([
     { path: './debian-binary', mode: 0o644, data: Buffer.from('2.0\n') },
     { path: './data.tar.gz', mode: 0o644, data },
-    { path: './control.tar.gz', mode: 0o644, data: control },
+    { path: './control.tar.gz', mode: 0o644, data: controlTar },
   ]);
   mkdirSync(OUT_DIR, { recursive: true });
-  const out = join(OUT_DIR, `berth_${pkg.version}_${target.openwrtArch}.ipk`);
+  const out = join(OUT_DIR, fileName);
   writeFileSync(`${out}.tmp`, ipk);
   renameSync(`${out}.tmp`, out);
   return { out, bytes: ipk.length, installedSize };
 }
 
+export async function buildIpk(target) {
+  return writeIpk(`berth_${pkg.version}_${target.openwrtArch}.ipk`, dataFiles(target), (size) => controlText(target, size), [
+    file('conffiles', join(FILES, 'conffiles')),
+    file('postinst', join(FILES, 'postinst'), 0o755),
+    file('prerm', join(FILES, 'prerm'), 0o755),
+  ]);
+}
+
+// --- luci-app-berth ---
+
+const LUCI_APP = join(ROOT, 'openwrt/luci-app-berth');
+export const LUCI_NAME = 'luci-app-berth';
+
+/** `NAME:=value` and `define NAME ... endef` of the SDK Makefile, make's `$$` unescaped. */
+export function luciMakefile() {
+  const text = readFileSync(join(LUCI_APP, 'Makefile'), 'utf8').replace(/\\\n[ \t]*/g, ' ');
+  const variable = (name) => text.match(new RegExp(`^${name}\\s*:?=[ \\t]*(.*)$`, 'm'))?.[1].trim();
+  const define = (name) => text.match(new RegExp(`^define ${name}\\n([\\s\\S]*?)^endef$`, 'm'))?.[1].replace(/\$\$/g, '$');
+  const title = variable('LUCI_TITLE');
+  const depends = variable('LUCI_DEPENDS')?.split(/\s+/).filter((d) => d.startsWith('+')).map((d) => d.slice(1));
+  const postinst = define(`Package/${LUCI_NAME}/postinst`);
+  const postrm = define(`Package/${LUCI_NAME}/postrm`);
+  if (!title || !depends?.length || !postinst || !postrm) throw new Error(`${join(LUCI_APP, 'Makefile')}: LUCI_TITLE, LUCI_DEPENDS, the postinst or the postrm is missing`);
+  return { title, description: variable('LUCI_DESCRIPTION') ?? title, depends, postinst, postrm };
+}
+
+/** Files below top, sorted, as [path relative to top, absolute path]. */
+function walk(top, dir = top) {
+  return readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name)).flatMap((e) => {
+    const full = join(dir, e.name);
+    return e.isDirectory() ? walk(top, full) : [[relative(top, full), full]];
+  });
+}
+
+export function luciDataFiles() {
+  const files = [];
+  for (const [from, to] of [['htdocs', 'www/'], ['root', '']]) {
+    for (const [rel, full] of walk(join(LUCI_APP, from))) {
+      const path = `${to}${rel}`;
+      // rpcd runs every file in /usr/libexec/rpcd as a plugin: it must be executable even
+      // from a checkout that lost the bit; otherwise the source's own mode, as cp -p keeps it.
+      const executable = path.startsWith('usr/libexec/rpcd/') || (statSync(full).mode & 0o111) !== 0;
+      files.push(file(path, full, executable ? 0o755 : 0o644));
+    }
+  }
+  return files;
+}
+
+export function luciControlText(installedSize) {
+  const mk = luciMakefile();
+  return [
+    `Package: ${LUCI_NAME}`,
+    `Version: ${pkg.version}`,
+    `Depends: ${mk.depends.join(', ')}`,
+    `Source: openwrt/${LUCI_NAME}`,
+    `SourceName: ${LUCI_NAME}`,
+    `License: ${pkg.license}`,
+    `Section: luci`,
+    `Maintainer: berth maintainers`,
+    `Architecture: all`,
+    `Installed-Size: ${installedSize}`,
+    `Description: ${mk.description}`,
+    '',
+  ].join('\n');
+}
+
+export async function buildLuciIpk() {
+  const mk = luciMakefile();
+  return writeIpk(`${LUCI_NAME}_${pkg.version}_all.ipk`, luciDataFiles(), luciControlText, [
+    { path: './postinst', mode: 0o755, data: Buffer.from(mk.postinst) },
+    { path: './postrm', mode: 0o755, data: Buffer.from(mk.postrm) },
+  ]);
+}
+
 export async function buildAllIpks(names = []) {
   const results = [];
+  // First: it needs nothing from the build, so `node build/ipk.mjs luci-app-berth` works on a fresh checkout.
+  if (!names.length || names.includes(LUCI_NAME)) results.push({ target: LUCI_NAME, ...(await buildLuciIpk()) });
   for (const t of loadTargets().filter((t) => !names.length || names.includes(t.name))) results.push({ target: t.name, ...(await buildIpk(t)) });
   return results;
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const size = (n) => (n < 1e6 ? `${(n / 1e3).toFixed(1)} kB` : `${(n / 1e6).toFixed(1)} MB`);
   for (const r of await buildAllIpks(process.argv.slice(2))) {
-    console.log(`ipk ${r.target}: ${r.out} (${(r.bytes / 1e6).toFixed(1)} MB, installed ${(r.installedSize / 1e6).toFixed(1)} MB)`);
+    console.log(`ipk ${r.target}: ${r.out} (${size(r.bytes)}, installed ${size(r.installedSize)})`);
   }
 }

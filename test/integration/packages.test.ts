@@ -4,8 +4,8 @@
 // Needs the build output; skipped with a line saying so when it is absent.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -152,6 +152,161 @@ for (const target of targets) {
       assert.match(data.get('usr/bin/berth')!.data.toString(), /no Node\.js/);
     }
   });
+}
+
+// luci-app-berth: architecture-independent, built from openwrt/luci-app-berth by build/ipk.mjs
+// the way luci.mk installs it (htdocs/ -> /www/, root/ -> /).
+const LUCI_APP = join(ROOT, 'openwrt/luci-app-berth');
+const luciIpk = join(DIST, 'ipk', `luci-app-berth_${version}_all.ipk`);
+const SHELL = existsSync('/bin/busybox') ? ['/bin/busybox', 'sh'] : ['sh'];
+
+/** Source files of the app by their path on the device, with the mode they must have. */
+function luciSources(): Map<string, { source: string; mode: number }> {
+  const out = new Map<string, { source: string; mode: number }>();
+  const walk = (dir: string, prefix: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name), `${prefix}${e.name}/`);
+      else out.set(`${prefix}${e.name}`, { source: join(dir, e.name), mode: `${prefix}${e.name}`.startsWith('usr/libexec/rpcd/') ? 0o755 : 0o644 });
+    }
+  };
+  walk(join(LUCI_APP, 'htdocs'), 'www/');
+  walk(join(LUCI_APP, 'root'), '');
+  return out;
+}
+
+/** The methods the ACL grants on the ubus object "berth" (what LuCI may call). */
+function aclMethods(acl: Buffer): string[] {
+  const app = JSON.parse(acl.toString())['luci-app-berth'];
+  return [...new Set<string>([...(app.read.ubus.berth ?? []), ...(app.write.ubus.berth ?? [])])].sort();
+}
+
+async function unpackLuci() {
+  const outer = await untar(readFileSync(luciIpk));
+  const control = await untar(outer.get('control.tar.gz')!.data);
+  const data = await untar(outer.get('data.tar.gz')!.data);
+  return { outer, control, data };
+}
+
+if (!existsSync(luciIpk)) {
+  test('ipk luci-app-berth (skipped: not built)', () => console.log(`skipped: ${luciIpk} missing; run npm run build:ipk`));
+} else {
+  test('ipk luci-app-berth: layout, control fields, scripts, and every view, menu, ACL and rpcd file', async () => {
+    const { outer, control, data } = await unpackLuci();
+    assert.equal([...outer.keys()], ['debian-binary', 'data.tar.gz', 'control.tar.gz']);
+    assert.is(outer.get('debian-binary')!.data.toString(), '2.0\n');
+
+    const fields = Object.fromEntries(control.get('control')!.data.toString().trim().split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]));
+    assert.is(fields.Package, 'luci-app-berth');
+    assert.is(fields.Version, version);
+    assert.is(fields.Architecture, 'all');
+    assert.is(fields.Section, 'luci');
+    const depends = fields.Depends!.split(/,\s*/);
+    for (const dep of ['berth', 'luci-base', 'rpcd']) assert.ok(depends.includes(dep), `Depends: ${fields.Depends}`);
+    for (const key of ['Installed-Size', 'Description', 'Maintainer', 'License']) assert.ok(fields[key], key);
+    // The SDK build (openwrt/luci-app-berth/Makefile) must give the same version.
+    assert.match(readFileSync(join(LUCI_APP, 'Makefile'), 'utf8'), new RegExp(`^PKG_VERSION:=${version.replace(/\./g, '\\.')}$`, 'm'));
+    for (const script of ['postinst', 'postrm']) {
+      const entry = control.get(script)!;
+      assert.ok(entry, script);
+      assert.is(entry.mode & 0o777, 0o755, `${script} is executable`);
+      assert.match(entry.data.toString(), /^#!\/bin\/sh\n/);
+    }
+
+    const expected = luciSources();
+    const regular = [...data.entries()].filter(([, e]) => e.type === 'file');
+    assert.equal(regular.map(([p]) => p).sort(), [...expected.keys()].sort(), 'exactly the app\'s files');
+    assert.ok(expected.has('usr/libexec/rpcd/berth') && expected.has('usr/share/luci/menu.d/luci-app-berth.json') && expected.has('usr/share/rpcd/acl.d/luci-app-berth.json'));
+    assert.ok([...expected.keys()].filter((p) => p.startsWith('www/luci-static/resources/view/berth/')).length >= 4, 'the views');
+    for (const [path, want] of expected) {
+      const entry = data.get(path)!;
+      assert.equal(entry.data, readFileSync(want.source), `${path}: content`);
+      assert.is((entry.mode & 0o777).toString(8), want.mode.toString(8), `${path}: mode`);
+      if (path.endsWith('.json')) JSON.parse(entry.data.toString());
+    }
+    for (const [path, entry] of data) if (entry.type === 'directory') assert.is(entry.mode & 0o777, 0o755, `${path}: directory mode`);
+    assert.is(Number(fields['Installed-Size']), regular.reduce((n, [, e]) => n + e.data.length, 0));
+  });
+
+  test('ipk luci-app-berth: the packaged rpcd backend answers list and call with JSON', async () => {
+    const { data } = await unpackLuci();
+    const dir = mkdtempSync(join(tmpdir(), 'berth-luci-'));
+    try {
+      const backend = join(dir, 'berth');
+      writeFileSync(backend, data.get('usr/libexec/rpcd/berth')!.data);
+      const run = (args: string[], input = '') => {
+        const r = spawnSync(SHELL[0]!, [...SHELL.slice(1), backend, ...args], {
+          input, encoding: 'utf8', timeout: 30_000,
+          env: { PATH: process.env.PATH, BERTH_RPCD_BIN: join(dir, 'no-berth'), BERTH_HOST: 'unix:///nonexistent/berth.sock' },
+        });
+        assert.is(r.status, 0, r.stderr);
+        return JSON.parse(r.stdout) as Record<string, unknown>;
+      };
+      // rpcd registers what `list` prints; LuCI may call what the ACL grants: the two agree.
+      assert.equal(Object.keys(run(['list'])).sort(), aclMethods(data.get('usr/share/rpcd/acl.d/luci-app-berth.json')!.data));
+      assert.match(String(run(['call', 'status'], '{}').error), /not reachable/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  const staticBusybox = existsSync('/bin/busybox') && /statically linked|static-pie/.test(spawnSync('file', ['-L', '/bin/busybox'], { encoding: 'utf8' }).stdout ?? '');
+  if (process.getuid?.() !== 0 || !staticBusybox) {
+    test('ipk luci-app-berth installed on a busybox root (skipped)', () => console.log('skipped: needs root and a static /bin/busybox (apt-get install busybox-static)'));
+  } else {
+    test('ipk luci-app-berth installed on a busybox root: rpcd runs the backend; postinst and postrm clear LuCI\'s caches and reload rpcd', async () => {
+      const { control, data } = await unpackLuci();
+      const dir = mkdtempSync(join(tmpdir(), 'berth-luci-root-'));
+      try {
+        for (const d of ['bin', 'etc/init.d', 'tmp', 'usr/lib/opkg/info']) mkdirSync(join(dir, d), { recursive: true });
+        copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
+        chmodSync(join(dir, 'bin/busybox'), 0o755);
+        for (const applet of spawnSync('/bin/busybox', ['--list-full'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) {
+          mkdirSync(join(dir, applet, '..'), { recursive: true });
+          if (!existsSync(join(dir, applet))) symlinkSync('/bin/busybox', join(dir, applet));
+        }
+        // What opkg does: data.tar.gz onto /, the scripts into its info dir.
+        const unpack = spawnSync('sh', ['-c', 'tar -xzOf "$1" ./data.tar.gz | tar -xz -C "$2"', 'sh', luciIpk, dir], { encoding: 'utf8' });
+        assert.is(unpack.status, 0, unpack.stderr);
+        for (const script of ['postinst', 'postrm']) {
+          writeFileSync(join(dir, `usr/lib/opkg/info/luci-app-berth.${script}`), control.get(script)!.data);
+          chmodSync(join(dir, `usr/lib/opkg/info/luci-app-berth.${script}`), control.get(script)!.mode & 0o777);
+        }
+        writeFileSync(join(dir, 'etc/init.d/rpcd'), '#!/bin/sh\necho "$*" >> /rpcd-calls\n');
+        chmodSync(join(dir, 'etc/init.d/rpcd'), 0o755);
+        const inRoot = (cmd: string, env: Record<string, string> = {}, input = '') =>
+          spawnSync('chroot', [dir, '/bin/sh', '-c', cmd], { input, encoding: 'utf8', timeout: 30_000, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env } });
+
+        // rpcd execs each file in /usr/libexec/rpcd directly (shebang and mode matter).
+        const list = inRoot('/usr/libexec/rpcd/berth list');
+        assert.is(list.status, 0, list.stderr);
+        assert.equal(Object.keys(JSON.parse(list.stdout)).sort(), aclMethods(data.get('usr/share/rpcd/acl.d/luci-app-berth.json')!.data));
+        const status = inRoot('/usr/libexec/rpcd/berth call status', {}, '{}');
+        assert.match(String(JSON.parse(status.stdout).error), /not reachable/, status.stdout + status.stderr);
+
+        const caches = ['tmp/luci-indexcache', 'tmp/luci-indexcache.5c1e0a.json', 'tmp/luci-modulecache/luci.view.js'];
+        const seed = () => {
+          rmSync(join(dir, 'rpcd-calls'), { force: true });
+          for (const c of caches) { mkdirSync(join(dir, c, '..'), { recursive: true }); writeFileSync(join(dir, c), 'stale'); }
+        };
+        for (const script of ['postinst', 'postrm']) {
+          // Image build (IPKG_INSTROOT set): no running system to touch.
+          seed();
+          const offline = inRoot(`/usr/lib/opkg/info/luci-app-berth.${script} configure`, { IPKG_INSTROOT: '/build/root' });
+          assert.is(offline.status, 0, offline.stderr);
+          assert.equal(caches.filter((c) => existsSync(join(dir, c))), caches, `${script} leaves an image build alone`);
+          assert.not.ok(existsSync(join(dir, 'rpcd-calls')), `${script}: no rpcd call in an image build`);
+          // On the device: the menu entry appears (or goes) and rpcd picks up the backend and ACL.
+          seed();
+          const live = inRoot(`/usr/lib/opkg/info/luci-app-berth.${script} configure`);
+          assert.is(live.status, 0, live.stderr);
+          assert.equal(caches.filter((c) => existsSync(join(dir, c))), [], `${script} clears LuCI's caches`);
+          assert.is(readFileSync(join(dir, 'rpcd-calls'), 'utf8'), 'reload\n', `${script} reloads rpcd`);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 }
 
 test.run();
