@@ -15,12 +15,16 @@
 //   /usr/share/berth/default-image.tar   the embedded busybox image (`berth load -i`)
 //   /usr/bin/berth                link to the binary (MIPS: a script running node)
 //   /etc/init.d/berth, /etc/config/berth, /etc/uci-defaults/90-berth
+// Depends, conffiles and the maintainer scripts are read from openwrt/package/berth/Makefile,
+// so the SDK's package and this one agree. Each target's engine files (everything but
+// /etc) are also written to dist/stage/<target>/, which that Makefile installs: the SDK
+// build gets the same patched binary and glibc.
 // luci-app-berth: openwrt/luci-app-berth/htdocs/ -> /www/, root/ -> /, as luci.mk installs
 // them; title, depends and the maintainer scripts are read from its SDK Makefile.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import tarStream from 'tar-stream';
@@ -32,7 +36,29 @@ const OUT_DIR = join(ROOT, 'dist/ipk');
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 // Fixed mtime: the same inputs give the same package bytes.
 const MTIME = new Date('2024-01-01T00:00:00Z');
-export const DEPENDS = ['kmod-veth', 'kmod-fs-overlay', 'kmod-nft-nat', 'kmod-br-netfilter', 'ca-bundle'];
+export const STAGE_DIR = join(ROOT, 'dist/stage');
+
+/** `NAME:=value` and `define NAME ... endef` of an SDK Makefile, make's `$$` unescaped. */
+export function readMakefile(path) {
+  const text = readFileSync(path, 'utf8').replace(/\\\n[ \t]*/g, ' ');
+  return {
+    variable: (name) => text.match(new RegExp(`^[ \\t]*${name}\\s*:?=[ \\t]*(.*)$`, 'm'))?.[1].trim(),
+    define: (name) => text.match(new RegExp(`^define ${name}\\n([\\s\\S]*?)^endef$`, 'm'))?.[1].replace(/\$\$/g, '$'),
+  };
+}
+
+/** What openwrt/package/berth/Makefile says the package needs and runs. */
+export function berthMakefile() {
+  const path = join(ROOT, 'openwrt/package/berth/Makefile');
+  const mk = readMakefile(path);
+  // `+pkg` entries of DEPENDS; `@(...)` is a build-time condition, not a package.
+  const depends = (mk.define('Package/berth')?.match(/^\s*DEPENDS:=(.*)$/m)?.[1] ?? '').split(/\s+/).filter((d) => d.startsWith('+')).map((d) => d.slice(1));
+  const postinst = mk.define('Package/berth/postinst');
+  const prerm = mk.define('Package/berth/prerm');
+  const conffiles = mk.define('Package/berth/conffiles');
+  if (!depends.length || !postinst || !prerm || !conffiles) throw new Error(`${path}: DEPENDS, the postinst, the prerm or the conffiles is missing`);
+  return { depends, postinst, prerm, conffiles };
+}
 
 /** Entries: { path, mode, data? (Buffer), link?, dir? } -> tar.gz with root:root owners. */
 async function tarGz(entries) {
@@ -145,7 +171,7 @@ export function controlText(target, installedSize) {
   return [
     `Package: berth`,
     `Version: ${pkg.version}`,
-    `Depends: ${DEPENDS.join(', ')}`,
+    `Depends: ${berthMakefile().depends.join(', ')}`,
     `Source: openwrt/package/berth`,
     `SourceName: berth`,
     `License: ${pkg.license}`,
@@ -183,11 +209,29 @@ async function writeIpk(fileName, files, control, controlMembers) {
 }
 
 export async function buildIpk(target) {
-  return writeIpk(`berth_${pkg.version}_${target.openwrtArch}.ipk`, dataFiles(target), (size) => controlText(target, size), [
-    file('conffiles', join(FILES, 'conffiles')),
-    file('postinst', join(FILES, 'postinst'), 0o755),
-    file('prerm', join(FILES, 'prerm'), 0o755),
+  const mk = berthMakefile();
+  const files = dataFiles(target);
+  writeStage(target, files.filter((f) => !f.path.startsWith('./etc/')));
+  return writeIpk(`berth_${pkg.version}_${target.openwrtArch}.ipk`, files, (size) => controlText(target, size), [
+    { path: './conffiles', mode: 0o644, data: Buffer.from(mk.conffiles) },
+    { path: './postinst', mode: 0o755, data: Buffer.from(mk.postinst) },
+    { path: './prerm', mode: 0o755, data: Buffer.from(mk.prerm) },
   ]);
+}
+
+/** dist/stage/<target>/: the engine's files as they land on the device, for the SDK Makefile. */
+function writeStage(target, files) {
+  const dir = join(STAGE_DIR, target.name);
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  for (const f of files) {
+    const out = join(tmp, f.path);
+    mkdirSync(dirname(out), { recursive: true });
+    if (f.link) symlinkSync(f.link, out);
+    else { writeFileSync(out, f.data); chmodSync(out, f.mode); }
+  }
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
 }
 
 // --- luci-app-berth ---
@@ -195,11 +239,9 @@ export async function buildIpk(target) {
 const LUCI_APP = join(ROOT, 'openwrt/luci-app-berth');
 export const LUCI_NAME = 'luci-app-berth';
 
-/** `NAME:=value` and `define NAME ... endef` of the SDK Makefile, make's `$$` unescaped. */
+/** The LuCI app's title, depends and maintainer scripts, from its SDK Makefile. */
 export function luciMakefile() {
-  const text = readFileSync(join(LUCI_APP, 'Makefile'), 'utf8').replace(/\\\n[ \t]*/g, ' ');
-  const variable = (name) => text.match(new RegExp(`^${name}\\s*:?=[ \\t]*(.*)$`, 'm'))?.[1].trim();
-  const define = (name) => text.match(new RegExp(`^define ${name}\\n([\\s\\S]*?)^endef$`, 'm'))?.[1].replace(/\$\$/g, '$');
+  const { variable, define } = readMakefile(join(LUCI_APP, 'Makefile'));
   const title = variable('LUCI_TITLE');
   const depends = variable('LUCI_DEPENDS')?.split(/\s+/).filter((d) => d.startsWith('+')).map((d) => d.slice(1));
   const postinst = define(`Package/${LUCI_NAME}/postinst`);

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -151,6 +151,27 @@ for (const target of targets) {
       assert.ok(data.get('usr/lib/berth/berth.cjs'));
       assert.match(data.get('usr/bin/berth')!.data.toString(), /no Node\.js/);
     }
+
+    // The SDK Makefile installs dist/stage/<target>/ and files/ under /etc: the same tree.
+    const stage = join(DIST, 'stage', target.name);
+    const staged = new Map<string, Buffer | string>();
+    const walk = (dir: string, prefix: string): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(join(dir, e.name), `${prefix}${e.name}/`);
+        else if (e.isSymbolicLink()) staged.set(`${prefix}${e.name}`, readlinkSync(join(dir, e.name)));
+        else staged.set(`${prefix}${e.name}`, readFileSync(join(dir, e.name)));
+      }
+    };
+    walk(stage, '');
+    const engine = [...data.entries()].filter(([path, e]) => e.type !== 'directory' && !path.startsWith('etc/'));
+    assert.equal([...staged.keys()].sort(), engine.map(([path]) => path).sort());
+    for (const [path, e] of engine) {
+      if (e.type === 'symlink') assert.is(staged.get(path), e.linkname, path);
+      else assert.ok((staged.get(path) as Buffer).equals(e.data), `${path}: staged bytes differ from the ipk's`);
+    }
+    // Its maintainer scripts are the SDK Makefile's (make writes $$ for $).
+    const makefile = readFileSync(join(ROOT, 'openwrt/package/berth/Makefile'), 'utf8').replace(/\$\$/g, '$');
+    for (const script of ['postinst', 'prerm']) assert.ok(makefile.includes(`define Package/berth/${script}\n${control.get(script)!.data}endef`), script);
   });
 }
 
