@@ -144,6 +144,9 @@ const isActive = (rec: ContainerRecord) => rec.state.Status === 'running' || rec
 export class ContainerEngine implements Engine {
   private readonly containers = new Map<string, Live>();
   private readonly names = new Map<string, string>();
+  /** Container id -> the volumes a create in progress uses (not yet in `containers`). */
+  private readonly volumeClaims = new Map<string, string[]>();
+  private readonly volumesBeingRemoved = new Set<string>();
   private readonly execs = new Map<string, ExecRecord>();
   private readonly listeners = new Set<(e: ContainerEvent) => void>();
   private readonly records: RecordStore;
@@ -169,6 +172,26 @@ export class ContainerEngine implements Engine {
   imageUser(id: Digest): string | undefined {
     for (const c of this.containers.values()) if (c.rec.imageId === id) return c.rec.id;
     return undefined;
+  }
+
+  volumeUsers(): Map<string, string[]> {
+    const users = new Map<string, string[]>();
+    const add = (volume: string, id: string) => { const ids = users.get(volume) ?? []; if (!ids.includes(id)) ids.push(id); users.set(volume, ids); };
+    for (const c of this.containers.values()) for (const m of c.rec.mounts) if (m.Type === 'volume' && m.Name) add(m.Name, c.rec.id);
+    for (const [id, volumes] of this.volumeClaims) for (const volume of volumes) add(volume, id);
+    return users;
+  }
+
+  async removeVolumeIfUnused(name: string, remove: () => Promise<void>): Promise<void> {
+    const users = this.volumeUsers().get(name);
+    if (users?.length) throw new BerthError('ECONFLICT', `remove ${name}: volume is in use - [${users.join(', ')}]`);
+    if (this.volumesBeingRemoved.has(name)) throw new BerthError('ECONFLICT', `remove ${name}: volume is already being removed`);
+    this.volumesBeingRemoved.add(name);
+    try {
+      await remove();
+    } finally {
+      this.volumesBeingRemoved.delete(name);
+    }
   }
 
   private serial<T>(c: Live, op: () => Promise<T>): Promise<T> {
@@ -222,6 +245,13 @@ export class ContainerEngine implements Engine {
     const { config, path, args } = mergeConfig(req, imageConfig, isHostNet ? osHostname() : shortId(id));
     const mounts = planMounts(hc, config.Volumes, this.volumesRoot);
     const strictBinds = new Set((hc.Mounts ?? []).filter((m) => m.Type === 'bind').map((m) => m.Target.replace(/\/+$/, '')));
+    // Claimed before the first await: a volume rm or prune running meanwhile sees this
+    // container as a user, and a removal already under way makes this create fail.
+    const volumeNames = [...new Set(mounts.filter((m) => m.Type === 'volume' && m.Name).map((m) => m.Name!))];
+    for (const volume of volumeNames) {
+      if (this.volumesBeingRemoved.has(volume)) throw new BerthError('ECONFLICT', `volume ${volume} is being removed; try again`);
+    }
+    this.volumeClaims.set(id, volumeNames);
 
     // Reserve the name before any await that could let a second create take it.
     if (wanted) {
@@ -262,9 +292,11 @@ export class ContainerEngine implements Engine {
       };
       await this.records.save(rec);
       this.containers.set(id, new Live(rec));
+      this.volumeClaims.delete(id);
       this.emit('create', rec);
       return { Id: id, Warnings: support.notes };
     } catch (err) {
+      this.volumeClaims.delete(id);
       this.names.delete(finalName);
       this.deps.graph.releaseLayers(id);
       await this.deps.storage.remove(id).catch(() => {});

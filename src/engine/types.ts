@@ -130,6 +130,13 @@ export interface Engine {
   changes?(nameOrId: string): Promise<Array<{ Path: string; Kind: number }>>;
   update(nameOrId: string, hostConfig: HostConfig): Promise<{ Warnings: string[] }>;
   prune(): Promise<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }>;
+  /** Volume name -> ids of the containers using it, counting containers still being created. */
+  volumeUsers?(): Map<string, string[]>;
+  /**
+   * Runs `remove` unless a container uses the volume (ECONFLICT naming them); until it is
+   * done, creating a container with that volume fails instead of racing the removal.
+   */
+  removeVolumeIfUnused?(name: string, remove: () => Promise<void>): Promise<void>;
   /** Exec: create returns an exec id; start runs it (attach before start for interactive use). */
   execCreate(nameOrId: string, req: { Cmd: string[]; Env?: string[]; WorkingDir?: string; User?: string; Tty?: boolean; AttachStdin?: boolean; AttachStdout?: boolean; AttachStderr?: boolean; Privileged?: boolean }): Promise<{ Id: string }>;
   execStart(execId: string, opts: { detach: boolean; stdin: boolean }): Promise<(AttachStream & { tty: boolean }) | undefined>;

@@ -318,6 +318,43 @@ test('anonymous volumes from VOLUME-like Config.Volumes go with rm -v', async ()
   assert.not.ok(existsSync(join(env.dataRoot, 'volumes', mount.Name)));
 });
 
+test('volume rm racing a create: the container being created counts as a user; a removal under way fails the create', async () => {
+  // A second engine whose storage driver parks create() until released: the window in
+  // which a volume rm or prune used to see the volume as unused.
+  const env2 = await makeEngineEnv('berth-vrace-');
+  try {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const parked = new Proxy(env2.storage, {
+      get(target, prop) {
+        if (prop === 'create') return async (...args: Parameters<typeof target.create>) => { await gate; return target.create(...args); };
+        const value = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const e2 = await env2.open({ storage: parked });
+    const creating = e2.create({ Image: IMAGE, Cmd: ['true'], Volumes: { '/scratch': {} }, HostConfig: { Binds: ['racevol:/data'] } });
+    await until(() => (e2.volumeUsers().get('racevol')?.length ?? 0) > 0, 5000, 'the create to claim its volumes');
+    assert.is(e2.volumeUsers().size, 2, 'the named and the anonymous volume are both in use');
+    let removed = false;
+    await rejects(e2.removeVolumeIfUnused('racevol', async () => { removed = true; }), 'ECONFLICT', /remove racevol: volume is in use - \[[0-9a-f]{64}\]/);
+    assert.not.ok(removed);
+    release();
+    const { Id } = await creating;
+    assert.equal(e2.volumeUsers().get('racevol'), [Id]);
+
+    let finishRemoval!: () => void;
+    const removal = e2.removeVolumeIfUnused('othervol', () => new Promise<void>((r) => { finishRemoval = r; }));
+    await rejects(e2.create({ Image: IMAGE, Cmd: ['true'], HostConfig: { Binds: ['othervol:/data'] } }), 'ECONFLICT', /volume othervol is being removed/);
+    finishRemoval();
+    await removal;
+    await e2.remove(Id, { volumes: true });
+    assert.is(e2.volumeUsers().size, 0);
+  } finally {
+    await env2.cleanup();
+  }
+});
+
 test('live restore: a running container survives an engine restart and is stopped by the new one', async () => {
   const { Id } = await engine.create({ Image: IMAGE, Cmd: ['sleep', '100'] }, 'survivor');
   await engine.start(Id);

@@ -96,6 +96,7 @@ async function volumeUsers(ctx: RequestContext): Promise<Map<string, string[]>> 
   const users = new Map<string, string[]>();
   const engine = ctx.services.engine;
   if (!engine) return users;
+  if (engine.volumeUsers) return engine.volumeUsers();
   for (const c of await engine.list({ all: true })) {
     for (const m of (c.Mounts ?? []) as Array<{ Type?: string; Name?: string }>) {
       if (m.Type !== 'volume' || !m.Name) continue;
@@ -208,6 +209,15 @@ async function removeVolumeDir(root: string, name: string): Promise<void> {
   await fsp.rm(join(root, name), { recursive: true, force: true });
 }
 
+/** The engine checks users and removes in one step, so a container create cannot slip in between. */
+async function removeUnlessUsed(ctx: RequestContext, name: string, remove: () => Promise<void>): Promise<void> {
+  const engine = ctx.services.engine;
+  if (engine?.removeVolumeIfUnused) return engine.removeVolumeIfUnused(name, remove);
+  const users = (await volumeUsers(ctx)).get(name);
+  if (users?.length) throw new BerthError('ECONFLICT', `remove ${name}: volume is in use - [${users.join(', ')}]`);
+  await remove();
+}
+
 async function remove(ctx: RequestContext): Promise<void> {
   const name = ctx.param('name');
   const root = volumesRoot(ctx);
@@ -217,9 +227,7 @@ async function remove(ctx: RequestContext): Promise<void> {
     if (force) { sendEmpty(ctx.res, 204); return; }
     throw noSuchVolume(name);
   }
-  const users = (await volumeUsers(ctx)).get(name);
-  if (users?.length) throw new BerthError('ECONFLICT', `remove ${name}: volume is in use - [${users.join(', ')}]`);
-  await removeVolumeDir(root, name);
+  await removeUnlessUsed(ctx, name, () => removeVolumeDir(root, name));
   sendEmpty(ctx.res, 204);
 }
 
@@ -235,8 +243,14 @@ async function prune(ctx: RequestContext): Promise<void> {
   for (const v of await allVolumes(root)) {
     if (users.has(v.Name) || !matchesLabels(v, filters)) continue;
     if (!all && !(v.Labels && Object.hasOwn(v.Labels, ANONYMOUS_LABEL))) continue;
-    const size = await diskUsage(v.Mountpoint);
-    await removeVolumeDir(root, v.Name);
+    let size = 0;
+    try {
+      await removeUnlessUsed(ctx, v.Name, async () => { size = await diskUsage(v.Mountpoint); await removeVolumeDir(root, v.Name); });
+    } catch (err) {
+      // Taken by a container created since the list was made: not unused any more.
+      if ((err as BerthError).code === 'ECONFLICT') continue;
+      throw err;
+    }
     deleted.push(v.Name);
     reclaimed += size;
   }
