@@ -127,6 +127,17 @@ wait $pid
 echo "DAEMON-EXIT:$?"
 `;
 
+/** Shell lines (with $R the rootfs) that give a chroot its kernel filesystems from a private mount namespace. */
+const MOUNT_ROOTFS = `mount --make-rprivate /
+# The device's / is a mount point (the helper makes it rslave): so is the rootfs.
+mount --bind "$R" "$R"
+mount -t proc proc "$R/proc"
+mount -t sysfs sysfs "$R/sys"
+mount --rbind /sys/fs/cgroup "$R/sys/fs/cgroup"
+mount --rbind /dev "$R/dev"
+mount -t tmpfs -o mode=755 tmpfs "$R/run"
+mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"`;
+
 if (missing.length) {
   test('musl rootfs (skipped)', () => console.log(`skipped: needs ${missing.join(', ')}`));
 } else {
@@ -146,15 +157,7 @@ if (missing.length) {
       const setup = `
 set -e
 R="$1"
-mount --make-rprivate /
-# The device's / is a mount point (the helper makes it rslave): so is the rootfs.
-mount --bind "$R" "$R"
-mount -t proc proc "$R/proc"
-mount -t sysfs sysfs "$R/sys"
-mount --rbind /sys/fs/cgroup "$R/sys/fs/cgroup"
-mount --rbind /dev "$R/dev"
-mount -t tmpfs -o mode=755 tmpfs "$R/run"
-mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
+${MOUNT_ROOTFS}
 exec chroot "$R" /bin/sh /test.sh
 `;
       const child = spawn('unshare', ['-m', '-p', '-f', '--kill-child', 'sh', '-c', setup, 'sh', rootfs], {
@@ -252,14 +255,7 @@ function httpGet(socketPath: string, path: string): Promise<{ status: number; bo
 const FOREIGN_SETUP = `
 set -eu
 R="$1" STOP="$2" QEMU="$3" CPU="$4"
-mount --make-rprivate /
-mount --bind "$R" "$R"
-mount -t proc proc "$R/proc"
-mount -t sysfs sysfs "$R/sys"
-mount --rbind /sys/fs/cgroup "$R/sys/fs/cgroup"
-mount --rbind /dev "$R/dev"
-mount -t tmpfs -o mode=755 tmpfs "$R/run"
-mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
+${MOUNT_ROOTFS}
 chroot "$R" "/$QEMU" -cpu "$CPU" /usr/bin/berth daemon --bridge none --data-root /tmp/berth-data \
   --cgroup-parent "$CGROUP_PARENT" -H unix:///sock/berth.sock &
 d=$!

@@ -71,6 +71,12 @@ for (const target of targets.filter((t) => t.binary)) {
     assert.match(out, new RegExp(`Node version:\\s+node v${nodeVersion!.replace(/\./g, '\\.')}`));
     assert.ok(existsSync(join(DIST, `berth-helper-${target.name}`)), 'helper beside the binary');
     assert.ok(existsSync(join(DIST, 'koffi', target.koffi!.dir, 'koffi.node')), 'koffi beside the binary');
+    // The blob carries a V8 code cache; Node warns on stderr at every start when V8 refuses it.
+    const argv = target.qemu ? [target.qemu.binary, '-cpu', target.qemu.cpu, ...(target.qemu.ldPrefix ? ['-L', target.qemu.ldPrefix] : []), bin, '--help'] : [bin, '--help'];
+    const help = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NODE_OPTIONS: '' } });
+    assert.is(help.status, 0, help.stderr);
+    assert.not.match(help.stderr, /Code cache data rejected/);
+    assert.not.ok(readFileSync(bin).includes(Buffer.from(ROOT)), 'no path of the build machine in the binary');
   });
 }
 
