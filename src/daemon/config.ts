@@ -23,6 +23,8 @@ export interface DaemonConfig {
   maxConcurrentDownloads: number;
   /** Upper bound on one layer's size in bytes; undefined leaves the image service's default. */
   maxLayerSize: number | undefined;
+  /** Keep compressed layer blobs after extraction (by default they go once tar-split can rebuild the layer). */
+  keepLayerBlobs: boolean;
   /** Parent cgroup of every container (dockerd's cgroup-parent); one per daemon on a shared host. */
   cgroupParent: string;
   /** The config file read, if any (for messages and `info`). */
@@ -56,6 +58,7 @@ export const DAEMON_FLAGS = {
   'log-level': { type: 'string', short: 'l', valueName: 'LEVEL', help: 'debug, info, warn, error (default info)' },
   'max-concurrent-downloads': { type: 'string', valueName: 'N', help: `Parallel layer downloads per pull (default ${DEFAULT_MAX_CONCURRENT_DOWNLOADS})` },
   'max-layer-size': { type: 'string', valueName: 'SIZE', help: 'Largest layer accepted, e.g. 512MB' },
+  'keep-layer-blobs': { type: 'bool', help: 'Keep compressed layer blobs after extraction (costs flash; default: removed once the layer can rebuild its tar)' },
   'cgroup-parent': { type: 'string', valueName: 'NAME', help: `Parent cgroup for containers (default ${DEFAULT_CGROUP_PARENT})` },
   bridge: { type: 'string', short: 'b', valueName: 'NAME', help: `Bridge of the default network, or "none" for no bridge networking (default ${DEFAULT_BRIDGE})` },
   bip: { type: 'string', valueName: 'CIDR', help: 'Address and prefix of the default bridge (default 10.88.0.1/16)' },
@@ -107,6 +110,14 @@ function parseLogLevel(key: string, value: unknown): LogLevel {
   return level;
 }
 
+/** JSON booleans; "true"/"false" strings too, since UCI values arrive as strings (uci.ts maps its spellings). */
+function parseBool(key: string, value: unknown): boolean {
+  if (typeof value === 'boolean') return value;
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw bad(key, `expected true or false, got ${JSON.stringify(value)}`);
+}
+
 function parsePositiveInt(key: string, value: unknown): number {
   const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) throw bad(key, `expected a positive integer, got ${JSON.stringify(value)}`);
@@ -154,8 +165,8 @@ export function splitInsecureRegistries(values: readonly string[]): { cidrs: str
   return { cidrs: values.filter(isCidr), hosts: values.filter((v) => !isCidr(v)) };
 }
 
-type FileKey = 'data-root' | 'exec-root' | 'hosts' | 'storage-driver' | 'insecure-registries' | 'log-level' | 'max-concurrent-downloads' | 'max-layer-size' | 'cgroup-parent' | 'bridge' | 'bip' | 'firewall-backend' | FleetFileKey;
-const FILE_KEYS = new Set<string>(['data-root', 'exec-root', 'hosts', 'storage-driver', 'insecure-registries', 'log-level', 'max-concurrent-downloads', 'max-layer-size', 'cgroup-parent', 'bridge', 'bip', 'firewall-backend', ...FLEET_FILE_KEYS]);
+type FileKey = 'data-root' | 'exec-root' | 'hosts' | 'storage-driver' | 'insecure-registries' | 'log-level' | 'max-concurrent-downloads' | 'max-layer-size' | 'keep-layer-blobs' | 'cgroup-parent' | 'bridge' | 'bip' | 'firewall-backend' | FleetFileKey;
+const FILE_KEYS = new Set<string>(['data-root', 'exec-root', 'hosts', 'storage-driver', 'insecure-registries', 'log-level', 'max-concurrent-downloads', 'max-layer-size', 'keep-layer-blobs', 'cgroup-parent', 'bridge', 'bip', 'firewall-backend', ...FLEET_FILE_KEYS]);
 
 /** Reads and validates a daemon.json-style file. Unknown keys are errors, as in dockerd. */
 export function readConfigFile(path: string, read: (p: string) => string = (p) => readFileSync(p, 'utf8')): Partial<Record<FileKey, unknown>> {
@@ -228,6 +239,8 @@ export function loadDaemonConfig(argv: readonly string[], read?: (p: string) => 
     ? parseByteSize('max-layer-size', flags['max-layer-size'])
     : file['max-layer-size'] !== undefined ? parseByteSize('max-layer-size', file['max-layer-size']) : undefined;
 
+  const keepLayerBlobs = flags['keep-layer-blobs'] || pick(undefined, 'keep-layer-blobs', parseBool, false);
+
   const cgroupParent = parseCgroupParent(pick(flags['cgroup-parent'], 'cgroup-parent', expectString, DEFAULT_CGROUP_PARENT));
 
   const bridge = pick(flags.bridge, 'bridge', expectString, DEFAULT_BRIDGE);
@@ -237,7 +250,7 @@ export function loadDaemonConfig(argv: readonly string[], read?: (p: string) => 
   const firewallBackend = pick(flags['firewall-backend'], 'firewall-backend', expectString, 'auto');
   if (!['auto', 'nftables', 'iptables', 'none'].includes(firewallBackend)) throw bad('firewall-backend', `"${firewallBackend}" is not one of auto, nftables, iptables, none`);
 
-  return { kind: 'run', config: { dataRoot, execRoot, hosts, storageDriver, insecureRegistries, logLevel, maxConcurrentDownloads, maxLayerSize, cgroupParent, configFile, bridge, bip: bipValue, firewallBackend: firewallBackend as DaemonConfig['firewallBackend'], fleet: loadFleetConfig(flags, file) } };
+  return { kind: 'run', config: { dataRoot, execRoot, hosts, storageDriver, insecureRegistries, logLevel, maxConcurrentDownloads, maxLayerSize, keepLayerBlobs, cgroupParent, configFile, bridge, bip: bipValue, firewallBackend: firewallBackend as DaemonConfig['firewallBackend'], fleet: loadFleetConfig(flags, file) } };
 }
 
 /** One plain directory name: the parent lives directly under each controller's root. */

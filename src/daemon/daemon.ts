@@ -76,7 +76,7 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     await fsp.mkdir(config.execRoot, { recursive: true, mode: 0o700 });
     const paths = daemonPaths(config);
     const storageDriver = await selectDriver(config.dataRoot, config.storageDriver);
-    const graph = await Graph.open(join(config.dataRoot, 'image'));
+    const graph = await Graph.open(join(config.dataRoot, 'image'), { keepLayerBlobs: config.keepLayerBlobs });
     // Structural check with repair at every start; full blob hashing is `berth system check`.
     const problems = await graph.check({ repair: true, verifyBlobs: false });
     if (problems.length) log.warn('image store repaired at start', { problems: problems.length });

@@ -132,6 +132,7 @@ export function uciToDaemonKeys(sections: UciSection[]): Record<string, unknown>
     for (const [uci, key] of direct) if (o[uci] !== undefined && o[uci] !== '') out[key] = o[uci];
     const sockets = listOf(daemon, 'socket');
     if (sockets) out.hosts = sockets;
+    if (o.keep_layer_blobs !== undefined && o.keep_layer_blobs !== '') out['keep-layer-blobs'] = uciBool(o.keep_layer_blobs, false);
     const insecure = listOf(daemon, 'insecure_registry');
     if (insecure) out['insecure-registries'] = insecure;
   }

@@ -16,7 +16,8 @@ import type { Graph } from '../minimal-graph';
 import { chainIds } from '../minimal-graph';
 import type { Descriptor, Digest, ImageRecord, LayerRef, Platform } from '../minimal-graph/types';
 import { BerthError } from '../util/errors';
-import { applyLayer } from './layer-apply';
+import { registerLayer } from './layer-register';
+import { dropRedundantLayerBlobs } from './pull';
 import { decompressStream, sniffCompression } from './decompress';
 import type { ProgressSink } from './progress';
 import { familiarString, formatReference, parseReference } from './reference';
@@ -42,12 +43,26 @@ export interface SaveItem {
 
 const hex = (d: Digest) => d.slice('sha256:'.length);
 
-/** Counts the bytes of a layer's uncompressed tar (tar headers need sizes up front). */
-async function uncompressedSize(graph: Graph, blob: Digest): Promise<number> {
-  let size = 0;
-  const stream = decompressStream(graph.content.openRead(blob));
-  for await (const chunk of stream) size += (chunk as Buffer).length;
-  return size;
+/** Where a layer's uncompressed tar comes from: its stored blob, or tar-split + diff/ once the blob is gone. */
+interface LayerTarSource {
+  /** Bytes of the uncompressed tar (the archive entry's header needs it up front). */
+  size: number;
+  open(): AsyncIterable<Buffer> & { destroy?(): void };
+  what: string;
+}
+
+async function layerTarSource(graph: Graph, image: ImageRecord, layer: LayerRef): Promise<LayerTarSource> {
+  if (await graph.content.has(layer.blobDigest)) {
+    const open = () => decompressStream(graph.content.openRead(layer.blobDigest)) as unknown as AsyncIterable<Buffer> & { destroy(): void };
+    let size = 0;
+    for await (const chunk of open()) size += chunk.length;
+    return { size, open, what: `stored layer ${layer.blobDigest}` };
+  }
+  const record = await graph.layers.get(layer.chainId);
+  if (record?.tarSplit && await graph.layers.canRebuildTar(layer.chainId)) {
+    return { size: record.tarSplit.tarSize, open: () => graph.layers.reassemble(layer.chainId), what: `layer ${layer.chainId} rebuilt from its files` };
+  }
+  throw new BerthError('ECORRUPT', `cannot save image ${image.id}: layer ${layer.chainId} has neither its blob ${layer.blobDigest} nor a tar-split to rebuild it from; pull the image again`);
 }
 
 function addEntry(pack: tarStream.Pack, name: string, data: Buffer | string): void {
@@ -77,12 +92,12 @@ export async function saveArchive(graph: Graph, items: SaveItem[], out: Writable
       const layerDescs: Descriptor[] = [];
       for (const layer of image.layers) {
         const layerPath = `blobs/sha256/${hex(layer.diffId)}`;
-        const size = await uncompressedSize(graph, layer.blobDigest);
-        layerDescs.push({ mediaType: MT.ociLayerTar, digest: layer.diffId, size });
+        const source = await layerTarSource(graph, image, layer);
+        layerDescs.push({ mediaType: MT.ociLayerTar, digest: layer.diffId, size: source.size });
         if (written.has(layerPath)) continue;
         written.add(layerPath);
-        const actual = await writeLayerEntry(graph, pack, layerPath, size, layer.blobDigest);
-        if (actual !== layer.diffId) throw new BerthError('ECORRUPT', `stored layer ${layer.blobDigest} does not match its diff_id ${layer.diffId}: run berth system check`);
+        const actual = await writeLayerEntry(pack, layerPath, source);
+        if (actual !== layer.diffId) throw new BerthError('ECORRUPT', `${source.what} does not match its diff_id ${layer.diffId}: run berth system check`);
       }
       const manifest = Buffer.from(JSON.stringify({
         schemaVersion: 2, mediaType: MT.ociManifest,
@@ -121,7 +136,8 @@ export async function saveArchive(graph: Graph, items: SaveItem[], out: Writable
  * entry reports failure through its callback (also when the output dies and the pack
  * is torn down), so no 'error' event may go unheard: that would crash the daemon.
  */
-async function writeLayerEntry(graph: Graph, pack: tarStream.Pack, name: string, size: number, blob: Digest): Promise<Digest> {
+async function writeLayerEntry(pack: tarStream.Pack, name: string, tar: LayerTarSource): Promise<Digest> {
+  const size = tar.size;
   const hash = createHash('sha256');
   let entry!: ReturnType<tarStream.Pack['entry']>;
   const finished = new Promise<void>((resolve, reject) => {
@@ -130,16 +146,20 @@ async function writeLayerEntry(graph: Graph, pack: tarStream.Pack, name: string,
   finished.catch(() => {});
   entry.on('error', () => {});
   const closed = new Promise<void>((resolve) => entry.once('close', () => resolve()));
-  const source = decompressStream(graph.content.openRead(blob));
+  const source = tar.open();
+  let written = 0;
   try {
-    for await (const chunk of source as AsyncIterable<Buffer>) {
+    for await (const chunk of source) {
       if (entry.destroyed) break;
+      // A tar entry longer or shorter than its header says would corrupt the archive.
+      written += chunk.length;
+      if (written > size) throw new BerthError('ECORRUPT', `${tar.what} grew while it was saved`);
       hash.update(chunk);
       if (!entry.write(chunk)) await Promise.race([new Promise<void>((resolve) => entry.once('drain', () => resolve())), closed]);
     }
     if (!entry.destroyed) (entry as unknown as { end(): void }).end(); // streamx typings require a chunk
   } finally {
-    source.destroy();
+    source.destroy?.();
   }
   await finished;
   return `sha256:${hash.digest('hex')}`;
@@ -310,6 +330,10 @@ async function storeSpooled(graph: Graph, file: SpooledFile): Promise<void> {
 export async function loadArchive(deps: LoadDeps, input: Readable, progress: ProgressSink): Promise<string[]> {
   const { graph } = deps;
   const spool = await graph.layers.beginCreate();
+  // Keeps the layer blobs this load stores (and reads back to unpack) away from gc and
+  // from another pull's or load's removal of redundant layer blobs until its images exist.
+  const lease = graph.createLease();
+  const loadedIds = new Set<Digest>();
   try {
     const files = await spoolArchive(input, spool);
     const manifestFile = files.get('manifest.json');
@@ -335,25 +359,25 @@ export async function loadArchive(deps: LoadDeps, input: Readable, progress: Pro
         throw new BerthError('EINVAL', `image config lists ${Array.isArray(diffIds) ? diffIds.length : 0} diff_ids for ${img.layers.length} layers`);
       }
       const id = await graph.content.writeBlob(configBuf);
+      lease.add(id);
+      loadedIds.add(id);
       const chains = chainIds(diffIds);
+      lease.add(...chains);
       const layers: LayerRef[] = [];
       let size = 0;
       for (let i = 0; i < img.layers.length; i++) {
         const file = img.layers[i] as SpooledFile;
-        await storeSpooled(graph, file);
-        const mediaType = await sniffLayerMediaType(graph.content.path(file.digest));
+        lease.add(file.digest);
+        // The layer may already be here with its blob gone: then the spooled copy is not stored.
+        const mediaType = await sniffLayerMediaType(await graph.content.has(file.digest) ? graph.content.path(file.digest) : file.path);
         if (!(await graph.layers.has(chains[i] as Digest))) {
-          const temp = await graph.layers.beginCreate();
-          try {
-            const result = await applyLayer(createReadStream(graph.content.path(file.digest)), temp, { whiteoutFormat: deps.whiteoutFormat, maxBytes: deps.maxLayerSize, expectedDiffId: diffIds[i] });
-            await graph.layers.commitCreate(temp, {
-              chainId: chains[i] as Digest, diffId: diffIds[i] as Digest, ...(i > 0 ? { parent: chains[i - 1] } : {}),
-              size: result.size, whiteouts: result.whiteouts, opaques: result.opaques, whiteoutFormat: deps.whiteoutFormat,
-            });
-          } catch (err) {
-            await graph.layers.abortCreate(temp).catch(() => {});
-            throw err;
-          }
+          await storeSpooled(graph, file);
+          await registerLayer(graph, createReadStream(graph.content.path(file.digest)), {
+            chainId: chains[i] as Digest, diffId: diffIds[i] as Digest, ...(i > 0 ? { parent: chains[i - 1] } : {}),
+            whiteoutFormat: deps.whiteoutFormat, maxBytes: deps.maxLayerSize,
+          });
+        } else if (!(await graph.layers.canRebuildTar(chains[i] as Digest))) {
+          await storeSpooled(graph, file); // this blob is the layer's only way back to its tar
         }
         size += (await graph.layers.get(chains[i] as Digest))?.size ?? 0;
         layers.push({ blobDigest: file.digest, mediaType, blobSize: file.size, diffId: diffIds[i] as Digest, chainId: chains[i] as Digest });
@@ -375,8 +399,11 @@ export async function loadArchive(deps: LoadDeps, input: Readable, progress: Pro
         loaded.push(formatReference(ref));
       }
     }
+    lease.release();
+    for (const id of loadedIds) await dropRedundantLayerBlobs(graph, id);
     return loaded;
   } finally {
+    lease.release();
     await graph.layers.abortCreate(spool).catch(() => {});
   }
 }

@@ -20,6 +20,12 @@ import { logger } from '../util/log';
 import type { Digest } from '../minimal-graph/types';
 import { lsetxattr, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../host/fsops';
 import { decompressStream } from './decompress';
+import type { TarSplitWriter } from '../minimal-graph';
+import { TarSplitRecorder } from './tar-split-recorder';
+import { secureJoin } from '../minimal-graph/fsutil';
+
+// Kept here for callers and tests that import it from the layer applier.
+export { secureJoin };
 
 const log = logger('layer-apply');
 
@@ -29,6 +35,8 @@ export interface ApplyOptions {
   /** Limit on the uncompressed stream, in bytes. */
   maxBytes?: number;
   expectedDiffId?: Digest;
+  /** Records the tar's layout (see tar-split-recorder.ts) so its blob can go later. */
+  tarSplit?: TarSplitWriter;
 }
 
 export interface ApplyResult {
@@ -47,8 +55,6 @@ const WHITEOUT_META_PREFIX = '.wh..wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
 const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
 const PAX_XATTR_PREFIX = 'SCHILY.xattr.';
-/** Same bound as the kernel's MAXSYMLINKS-style loop protection, generous for deep trees. */
-const MAX_SYMLINK_HOPS = 255;
 
 export async function applyLayer(input: Readable, root: string, opts: ApplyOptions): Promise<ApplyResult> {
   const rootPath = resolvePath(root);
@@ -58,6 +64,7 @@ export async function applyLayer(input: Readable, root: string, opts: ApplyOptio
   const applier = new LayerApplier(rootPath, opts.whiteoutFormat, xattrEncoding);
   const hash = createHash('sha256');
   let uncompressedBytes = 0;
+  const recorder = opts.tarSplit ? new TarSplitRecorder(opts.tarSplit, appliedFilePath) : undefined;
 
   let parserError: unknown;
   extract.on('error', (err: unknown) => { parserError ??= err; });
@@ -80,8 +87,11 @@ export async function applyLayer(input: Readable, root: string, opts: ApplyOptio
         throw new BerthError('ETOOLARGE', `layer is larger than the limit of ${opts.maxBytes} bytes uncompressed`);
       }
       hash.update(chunk);
+      recorder?.write(chunk);
       if (!extract.write(chunk)) await writable(extract);
+      if (opts.tarSplit?.needsDrain) await opts.tarSplit.drained();
     }
+    recorder?.end();
     if (failure === undefined) (extract as unknown as { end(): void }).end(); // streamx typings require a chunk
   })().catch(fail);
 
@@ -105,6 +115,17 @@ export async function applyLayer(input: Readable, root: string, opts: ApplyOptio
     throw new BerthError('EDIGEST', `layer diff_id mismatch: expected ${opts.expectedDiffId}, got ${diffId}`);
   }
   return { diffId, size: applier.size, whiteouts: applier.whiteouts, opaques: applier.opaques };
+}
+
+/**
+ * Where LayerApplier writes a regular file entry's bytes: its cleaned name, unless it
+ * writes nothing (whiteouts, the root, names it rejects).
+ */
+function appliedFilePath(entryName: string): string | undefined {
+  let path: string;
+  try { path = cleanEntryPath(entryName); } catch { return undefined; }
+  if (path === '' || posix.basename(path).startsWith(WHITEOUT_PREFIX)) return undefined;
+  return path;
 }
 
 /** Reading an entry's data failed: the cause is the parser's, not the file system's. */
@@ -144,42 +165,6 @@ export function cleanEntryPath(name: string): string {
     parts.push(part);
   }
   return parts.join('/');
-}
-
-/**
- * Joins `unsafePath` onto `root` as if root were `/` for a chrooted process: every existing
- * component is lstat'ed and symlinks are followed (absolute targets restart at root, `..`
- * stops at root), so the result is always inside root. The final component is followed too;
- * callers that must not follow it resolve the parent and append the base name.
- * Components that do not exist are appended as they are.
- */
-export async function secureJoin(root: string, unsafePath: string): Promise<string> {
-  const pending = unsafePath.split('/');
-  const resolved: string[] = [];
-  let hops = 0;
-  while (pending.length > 0) {
-    const part = pending.shift()!;
-    if (part === '' || part === '.') continue;
-    if (part === '..') { resolved.pop(); continue; }
-    const candidate = posix.join(root, ...resolved, part);
-    let st: Stats;
-    try {
-      st = await fsp.lstat(candidate);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
-      resolved.push(part);
-      continue;
-    }
-    if (!st.isSymbolicLink()) { resolved.push(part); continue; }
-    if (++hops > MAX_SYMLINK_HOPS) {
-      throw new BerthError('EUNSAFE', `too many levels of symbolic links resolving ${JSON.stringify(unsafePath)} in the layer`);
-    }
-    const target = await fsp.readlink(candidate);
-    if (target.startsWith('/')) resolved.length = 0;
-    pending.unshift(...target.split('/'));
-  }
-  return posix.join(root, ...resolved);
 }
 
 /** tar-stream's Header as it really arrives: unknown type flags come through as null. */

@@ -9,7 +9,7 @@ import { chainIds } from '../minimal-graph';
 import type { Descriptor, Digest, ImageRecord, LayerRef, Platform } from '../minimal-graph/types';
 import { BerthError } from '../util/errors';
 import { logger } from '../util/log';
-import { applyLayer } from './layer-apply';
+import { registerLayer } from './layer-register';
 import { ProgressSink, renderBar, shortId, throttled } from './progress';
 import { familiarString, formatReference, repositoryName, type Reference } from './reference';
 import { platformString } from './platform';
@@ -65,12 +65,26 @@ export async function pullImage(deps: PullDeps, ref: Reference, platform: Platfo
   // the blobs and layers this pull has committed but no image record references yet.
   const lease = graph.createLease();
   const aborter = new AbortController();
+  let result: PullResult;
   try {
-    return await pullResolved(deps, ref, platform, auth, progress, resolved, lease, aborter);
+    result = await pullResolved(deps, ref, platform, auth, progress, resolved, lease, aborter);
   } finally {
     aborter.abort();
     lease.release();
   }
+  // With the image published and the lease gone, gc's rule decides which of its layer
+  // blobs are redundant now (their layers rebuild their tars); other pulls' leases still hold.
+  await dropRedundantLayerBlobs(graph, result.id);
+  return result;
+}
+
+/** Removes the layer blobs of image `id` that its layers no longer need; failure only costs space. */
+export async function dropRedundantLayerBlobs(graph: Graph, id: Digest): Promise<void> {
+  const image = await graph.getImage(id);
+  if (!image || graph.keepLayerBlobs) return;
+  await graph.dropLayerBlobs(image.layers.map((layer) => layer.blobDigest)).catch((err) => {
+    log.warn('could not remove redundant layer blobs', { image: id, error: (err as Error).message });
+  });
 }
 
 async function pullResolved(
@@ -106,15 +120,17 @@ async function pullResolved(
   lease.add(...chains, ...resolved.layers.map((l) => l.digest));
   const existing = await graph.getImage(configDesc.digest);
 
-  // A layer unpacked for another image may have come from a different blob (zstd vs
-  // gzip, or an uncompressed tar from `load`). The record must name a blob that is
-  // stored, so reuse the other image's; only when none is left is the blob fetched.
+  // A present layer needs no download when it can rebuild its tar (save's source) from
+  // tar-split, or when its blob is stored. A layer unpacked for another image may have
+  // come from a different blob (zstd vs gzip, or an uncompressed tar from `load`): then
+  // reuse the other image's; only when neither is left is the blob fetched.
   const layers: LayerRef[] = resolved.layers.map((desc, i) => ({ blobDigest: desc.digest, mediaType: desc.mediaType, blobSize: desc.size, diffId: diffIds[i]!, chainId: chains[i]! }));
   const present: boolean[] = [];
   for (let i = 0; i < layers.length; i++) {
     present[i] = false;
     if (!(await graph.layers.has(chains[i]!))) continue;
     if (await graph.content.has(layers[i]!.blobDigest)) { present[i] = true; continue; }
+    if (await graph.layers.canRebuildTar(chains[i]!)) { present[i] = true; continue; }
     const substitute = await storedBlobFor(graph, chains[i]!);
     if (substitute) { layers[i] = substitute; lease.add(substitute.blobDigest); present[i] = true; }
   }
@@ -271,19 +287,9 @@ async function extractLayer(
   const { graph } = deps;
   await once(deps.inflight, `layer:${chainId}`, async () => {
     if (await graph.layers.has(chainId)) return;
-    const temp = await graph.layers.beginCreate();
-    try {
-      const source = graph.content.openRead(desc.digest);
-      const input = source.pipe(byteCounter((read) => onProgress(read, desc.size)));
-      source.on('error', (err) => input.destroy(err));
-      const result = await applyLayer(input, temp, { whiteoutFormat: deps.whiteoutFormat, maxBytes: deps.maxLayerSize, expectedDiffId: diffId });
-      await graph.layers.commitCreate(temp, {
-        chainId, diffId, ...(parent ? { parent } : {}), size: result.size,
-        whiteouts: result.whiteouts, opaques: result.opaques, whiteoutFormat: deps.whiteoutFormat,
-      });
-    } catch (err) {
-      await graph.layers.abortCreate(temp).catch(() => {});
-      throw err;
-    }
+    const source = graph.content.openRead(desc.digest);
+    const input = source.pipe(byteCounter((read) => onProgress(read, desc.size)));
+    source.on('error', (err) => input.destroy(err));
+    await registerLayer(graph, input, { chainId, diffId, parent, whiteoutFormat: deps.whiteoutFormat, maxBytes: deps.maxLayerSize });
   });
 }

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { logger } from '../util/log';
 import { digestOfFile, isHex64 } from './chain';
 import { findTempLeftovers, readdirOrEmpty, statOrUndefined } from './fsutil';
-import { LAYER_DIFF, LAYER_RECORD } from './layers';
+import { LAYER_DIFF, LAYER_RECORD, LAYER_TAR_SPLIT } from './layers';
+import { digestOfReassembly } from './tar-split';
 import type { Graph } from './graph';
 import type { CheckProblem, Digest, LayerRecord } from './types';
 
@@ -18,11 +19,25 @@ const TEMP_GRACE_MS = 60_000;
 export interface CheckOptions {
   repair?: boolean;
   /**
-   * Re-hash every blob (default true). The daemon's start-up check skips it: blobs are
-   * verified and fsynced before they are renamed into place, and hashing a whole store
-   * on a router CPU at every boot would delay the containers.
+   * Re-hash every blob, and rebuild the tar of every layer that has a verified tar-split
+   * (default true). The daemon's start-up check skips it: blobs are verified and fsynced
+   * before they are renamed into place, and hashing a whole store on a router CPU at
+   * every boot would delay the containers.
    */
   verifyBlobs?: boolean;
+}
+
+/** Why the layer's tar-split no longer rebuilds its diff_id, or undefined when it does. */
+async function tarSplitDamage(graph: Graph, chainId: Digest, record: LayerRecord): Promise<string | undefined> {
+  const path = join(graph.layers.dirOf(chainId), LAYER_TAR_SPLIT);
+  if (!(await statOrUndefined(path))) return 'tar-split missing; the layer tar cannot be rebuilt for save';
+  try {
+    const rebuilt = await digestOfReassembly(path, graph.layers.diffPath(chainId));
+    if (rebuilt.digest === record.diffId) return undefined;
+    return `files in diff/ were changed: the rebuilt tar hashes to ${rebuilt.digest}; remove the images using it and pull them again`;
+  } catch (err) {
+    return `${(err as Error).message}; remove the images using it and pull them again`;
+  }
 }
 
 /** @internal callers go through Graph.check, which holds the store lock exclusively. */
@@ -66,7 +81,15 @@ export async function runCheck(graph: Graph, opts: CheckOptions): Promise<CheckP
     } else if (!trouble && !(await statOrUndefined(join(dir, LAYER_DIFF)))?.isDirectory()) {
       trouble = { kind: 'layer-incomplete', path: dir, detail: 'layer.json present but diff/ missing' };
     }
-    if (!trouble) continue;
+    if (!trouble) {
+      // A layer whose blob may be gone must still rebuild its exact tar, or save breaks.
+      // Reported, never repaired: the unpacked files may still run containers.
+      if (record?.tarSplit && opts.verifyBlobs !== false) {
+        const damage = await tarSplitDamage(graph, chainId, record);
+        if (damage) report({ kind: 'layer-corrupt', path: dir, detail: `layer ${chainId} (diff_id ${record.diffId}): ${damage}` });
+      }
+      continue;
+    }
     if (repair) { await graph.layers.removeUnlocked(chainId); trouble.repaired = true; }
     report(trouble);
   }
@@ -98,7 +121,12 @@ export async function runCheck(graph: Graph, opts: CheckOptions): Promise<CheckP
     }
     // Without a manifest or compressed layer blob the image still runs; only save/push
     // would miss them, and a re-pull restores them. Reported, never "repaired".
-    const optional = [record.manifestDigest, record.platformManifestDigest, ...record.layers.map((layer) => layer.blobDigest)];
+    // A layer blob is not even wanted once its layer rebuilds the tar from tar-split.
+    const layerBlobs: Digest[] = [];
+    for (const layer of record.layers) {
+      if (!(await graph.layers.canRebuildTar(layer.chainId))) layerBlobs.push(layer.blobDigest);
+    }
+    const optional = [record.manifestDigest, record.platformManifestDigest, ...layerBlobs];
     for (const digest of optional) {
       if (digest && !(await graph.content.has(digest))) {
         report({ kind: 'blob-missing', path: recordPath, detail: `blob ${digest} missing` });

@@ -1,5 +1,8 @@
 // Garbage collection by reachability: whatever no image record, holder or lease
 // reaches goes. Computed from scratch each time, never from stored counters.
+// A layer blob that image records name is reachable only while its layer still needs it:
+// once the layer can rebuild its tar from tar-split (and the graph is not told to keep
+// layer blobs), the compressed copy is redundant, as in Docker.
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { logger } from '../util/log';
@@ -27,17 +30,53 @@ export interface GcResult {
   bytesFreed: number;
 }
 
+/** Blobs that leases or image records still need (layer blobs only while their layer cannot rebuild its tar). */
+async function liveBlobSet(graph: Graph, leased: Set<Digest>): Promise<Set<Digest>> {
+  const live = new Set<Digest>(leased);
+  const rebuildable = new Map<Digest, boolean>();
+  for (const [, refs] of graph.imageStore.entries()) {
+    refs.blobs.forEach((d) => live.add(d));
+    for (const { blobDigest, chainId } of refs.layerBlobs) {
+      if (live.has(blobDigest)) continue;
+      if (graph.keepLayerBlobs) { live.add(blobDigest); continue; }
+      let ok = rebuildable.get(chainId);
+      if (ok === undefined) { ok = await graph.layers.canRebuildTar(chainId); rebuildable.set(chainId, ok); }
+      if (!ok) live.add(blobDigest);
+    }
+  }
+  return live;
+}
+
+/**
+ * @internal Graph.dropLayerBlobs: removes those of `candidates` that gc would remove,
+ * by the same reachability rule, without touching anything else (ingest partials,
+ * unreferenced layers) that a full gc would.
+ */
+export async function runDropBlobs(graph: Graph, candidates: Digest[]): Promise<GcResult> {
+  const result: GcResult = { blobsRemoved: 0, layersRemoved: 0, ingestRemoved: 0, bytesFreed: 0 };
+  const live = await liveBlobSet(graph, graph.protectedDigests().leased);
+  for (const digest of new Set(candidates)) {
+    if (live.has(digest)) continue;
+    // Only blobs some image names as a layer: an unreferenced blob is full gc's business.
+    if (![...graph.imageStore.entries()].some(([, refs]) => refs.layerBlobs.some((l) => l.blobDigest === digest))) continue;
+    const size = (await graph.content.size(digest)) ?? 0;
+    if (await graph.content.deleteUnlocked(digest)) {
+      result.blobsRemoved++;
+      result.bytesFreed += size;
+    }
+  }
+  if (result.blobsRemoved) log.info('removed layer blobs that their layers can rebuild', { ...result });
+  return result;
+}
+
 /** @internal callers go through Graph.gc, which holds the store lock exclusively. */
 export async function runGc(graph: Graph, opts: GcOptions): Promise<GcResult> {
   const result: GcResult = { blobsRemoved: 0, layersRemoved: 0, ingestRemoved: 0, bytesFreed: 0 };
   const { leased, held } = graph.protectedDigests();
 
-  const liveBlobs = new Set<Digest>(leased);
+  const liveBlobs = await liveBlobSet(graph, leased);
   const liveLayers = new Set<Digest>([...leased, ...held]);
-  for (const [, refs] of graph.imageStore.entries()) {
-    refs.blobs.forEach((d) => liveBlobs.add(d));
-    refs.chainIds.forEach((d) => liveLayers.add(d));
-  }
+  for (const [, refs] of graph.imageStore.entries()) refs.chainIds.forEach((d) => liveLayers.add(d));
   // A live layer keeps its parents: an overlay mount needs the whole stack, even
   // when a holder only named its top.
   const pending = [...liveLayers];

@@ -14,7 +14,7 @@ import { ImageStore, validateRecord } from './images';
 import { Repositories } from './repositories';
 import { SharedExclusiveLock } from './lock';
 import { findTempLeftovers, readdirOrEmpty, statOrUndefined } from './fsutil';
-import { runGc, type GcOptions, type GcResult } from './gc';
+import { runDropBlobs, runGc, type GcOptions, type GcResult } from './gc';
 import { runCheck, type CheckOptions } from './check';
 import type { CheckProblem, Digest, ImageRecord } from './types';
 
@@ -25,6 +25,14 @@ export interface Lease {
   readonly id: string;
   add(...digests: Digest[]): void;
   release(): void;
+}
+
+export interface GraphOptions {
+  /**
+   * Keep compressed layer blobs after extraction (daemon option keep-layer-blobs). By
+   * default a blob goes once its layer's tar-split rebuilds the exact tar.
+   */
+  keepLayerBlobs?: boolean;
 }
 
 export interface DeleteImageResult {
@@ -45,6 +53,8 @@ export class Graph {
   readonly storeLock = new SharedExclusiveLock();
   /** What open() cleaned up after an unclean shutdown (all `repaired: true`). */
   startupRepairs: CheckProblem[] = [];
+  /** See GraphOptions.keepLayerBlobs. */
+  keepLayerBlobs = false;
 
   private readonly configs = lru<unknown>(32);
   private readonly holds = new Map<string, Set<Digest>>();
@@ -58,8 +68,9 @@ export class Graph {
     this.repositories = new Repositories(root);
   }
 
-  static async open(root: string): Promise<Graph> {
+  static async open(root: string, opts: GraphOptions = {}): Promise<Graph> {
     const graph = new Graph(resolve(root));
+    graph.keepLayerBlobs = opts.keepLayerBlobs === true;
     for (const dir of [join('blobs', 'sha256'), 'ingest', 'images', 'layers', 'tmp']) {
       await fsp.mkdir(join(graph.root, dir), { recursive: true });
     }
@@ -303,6 +314,14 @@ export class Graph {
 
   gc(opts: GcOptions = {}): Promise<GcResult> {
     return this.storeLock.exclusive(() => runGc(this, opts));
+  }
+
+  /**
+   * After a pull or load has published its image and released its lease: removes those
+   * layer blobs that gc would now remove (their layers rebuild their tars), and nothing else.
+   */
+  dropLayerBlobs(digests: Digest[]): Promise<GcResult> {
+    return this.storeLock.exclusive(() => runDropBlobs(this, digests));
   }
 
   check(opts: CheckOptions = {}): Promise<CheckProblem[]> {

@@ -17,16 +17,22 @@ const RECORD_SUFFIX = '.json';
 
 /** What an image keeps alive: the basis for gc and reference counts. */
 export interface ImageRefs {
+  /** Config and manifests: always kept. */
   blobs: Digest[];
   chainIds: Digest[];
+  /** Layer blobs, which gc may drop once their layer can rebuild its tar (see gc.ts). */
+  layerBlobs: Array<{ blobDigest: Digest; chainId: Digest }>;
 }
 
 export function refsOfImage(record: ImageRecord): ImageRefs {
   const blobs = [record.id];
   if (record.manifestDigest) blobs.push(record.manifestDigest);
   if (record.platformManifestDigest) blobs.push(record.platformManifestDigest);
-  for (const layer of record.layers) blobs.push(layer.blobDigest);
-  return { blobs, chainIds: record.layers.map((layer) => layer.chainId) };
+  return {
+    blobs,
+    chainIds: record.layers.map((layer) => layer.chainId),
+    layerBlobs: record.layers.map((layer) => ({ blobDigest: layer.blobDigest, chainId: layer.chainId })),
+  };
 }
 
 export class ImageStore {

@@ -1,12 +1,15 @@
 // Unpacked layers: layers/<chain hex>/diff/ plus layer.json. layer.json is written last
 // and removed first, so "layer.json exists" is the one test for "this layer is complete".
+// A layer may also hold tar-split (see tar-split.ts): once layer.json says it rebuilds the
+// layer's tar exactly (`tarSplit`), the compressed blob is no longer needed.
 import { promises as fsp } from 'node:fs';
 import { join, relative, isAbsolute, resolve } from 'node:path';
 import { lru } from 'tiny-lru';
 import { BerthError } from '../util/errors';
-import { fsyncDir, renameDurable, writeJsonAtomic, readJsonIfExists } from '../util/atomic';
+import { fsyncDir, renameDurable, writeFileAtomic, writeJsonAtomic, readJsonIfExists } from '../util/atomic';
 import { logger } from '../util/log';
 import { assertDigest, hexOf, isDigest, isHex64 } from './chain';
+import { digestOfReassembly, reassembleTar } from './tar-split';
 import { isNotFound, readdirOrEmpty, statOrUndefined } from './fsutil';
 import { KeyedMutex, type SharedExclusiveLock } from './lock';
 import type { Digest, LayerRecord } from './types';
@@ -14,6 +17,7 @@ import type { Digest, LayerRecord } from './types';
 const log = logger('graph');
 export const LAYER_RECORD = 'layer.json';
 export const LAYER_DIFF = 'diff';
+export const LAYER_TAR_SPLIT = 'tar-split';
 
 export interface CommitCreateOptions {
   /**
@@ -22,6 +26,11 @@ export interface CommitCreateOptions {
    * empty files in a layer that looks complete. Tests may turn it off for speed.
    */
   sync?: boolean;
+  /**
+   * The layer's tar-split record (TarSplitWriter), stored durably before layer.json.
+   * Unverified until verifyTarSplit: only that lets the layer's blob go.
+   */
+  tarSplit?: Buffer;
 }
 
 export class LayerStore {
@@ -48,6 +57,60 @@ export class LayerStore {
 
   recordPath(chainId: Digest): string {
     return join(this.dirOf(chainId), LAYER_RECORD);
+  }
+
+  tarSplitPath(chainId: Digest): string {
+    return join(this.dirOf(chainId), LAYER_TAR_SPLIT);
+  }
+
+  /**
+   * True when the layer's tar can be rebuilt without its blob: its record says the
+   * tar-split was verified against the diff_id, and the file is there.
+   */
+  async canRebuildTar(chainId: Digest): Promise<boolean> {
+    const record = await this.get(chainId).catch(() => undefined);
+    if (!record?.tarSplit) return false;
+    return (await statOrUndefined(this.tarSplitPath(chainId)))?.isFile() ?? false;
+  }
+
+  /** The layer's exact uncompressed tar, rebuilt from tar-split and diff/ (ECORRUPT when it cannot be read). */
+  reassemble(chainId: Digest): AsyncGenerator<Buffer> {
+    return reassembleTar(this.tarSplitPath(chainId), this.diffPath(chainId));
+  }
+
+  /**
+   * Rebuilds the layer's tar from its tar-split and compares it with the diff_id. On a
+   * match layer.json records it (from then on the blob may go); otherwise the tar-split
+   * is dropped and the blob stays the layer's source. Returns whether it matched.
+   */
+  async verifyTarSplit(chainId: Digest): Promise<boolean> {
+    const record = await this.get(chainId);
+    if (!record) throw new BerthError('ENOTFOUND', `layer ${chainId} not found`);
+    if (record.tarSplit) return true;
+    const path = this.tarSplitPath(chainId);
+    if (!(await statOrUndefined(path))) return false;
+    let why: string;
+    try {
+      const rebuilt = await digestOfReassembly(path, this.diffPath(chainId));
+      if (rebuilt.digest === record.diffId) {
+        await this.commitLocks.run(chainId, () => this.storeLock.shared(async () => {
+          const current = await this.get(chainId);
+          if (!current) return;
+          const updated: LayerRecord = { ...current, tarSplit: { tarSize: rebuilt.size } };
+          await writeJsonAtomic(this.recordPath(chainId), updated);
+          this.records.set(chainId, updated);
+        }));
+        return true;
+      }
+      why = `rebuilt tar hashes to ${rebuilt.digest}, not ${record.diffId}`;
+    } catch (err) {
+      why = (err as Error).message;
+    }
+    // Duplicate paths, sparse files and the like: the layer's files are right, only the
+    // tar cannot be rebuilt from them. Keeping the blob is the fix.
+    log.info('layer tar cannot be rebuilt from its files; keeping its blob', { chainId, reason: why });
+    await fsp.rm(path, { force: true });
+    return false;
   }
 
   async has(chainId: Digest): Promise<boolean> {
@@ -105,6 +168,7 @@ export class LayerStore {
       await fsyncDir(this.layersDir);
       await renameDurable(tempDir, diffDir);
       this.activeTemps.delete(tempDir);
+      if (opts.tarSplit) await writeFileAtomic(this.tarSplitPath(chainId), opts.tarSplit);
       await writeJsonAtomic(this.recordPath(chainId), record);
       this.records.set(chainId, { ...record });
     }));

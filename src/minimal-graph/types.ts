@@ -7,6 +7,7 @@
 //   images/<hex>.json             ImageRecord, <hex> = image ID = config digest
 //   repositories.json             RepositoriesFile: tags and repo digests -> image ID
 //   layers/<hex>/diff/            an unpacked layer, <hex> = chain ID
+//   layers/<hex>/tar-split        how to rebuild the layer's tar from diff/ (gzip; see tar-split.ts)
 //   layers/<hex>/layer.json       LayerRecord, written only after diff/ is complete
 //   tmp/                          scratch for extraction; emptied at start
 
@@ -28,7 +29,10 @@ export interface Platform {
 }
 
 export interface LayerRef {
-  /** Digest of the blob as stored in blobs/ (compressed or not, as pulled or loaded). */
+  /**
+   * Digest of the blob as pulled or loaded (compressed or not). The blob itself may be
+   * gone from blobs/ once the layer can rebuild its tar (LayerRecord.tarSplit).
+   */
   blobDigest: Digest;
   mediaType: string;
   blobSize: number;
@@ -79,10 +83,15 @@ export interface LayerRecord {
   opaques: string[];
   /** 'overlay' when diff/ also holds overlay's in-tree whiteout markers. */
   whiteoutFormat: 'overlay' | 'none';
+  /**
+   * Present once layers/<hex>/tar-split has been checked to rebuild a tar hashing to
+   * diffId; `tarSize` is that tar's length. Only then may the layer's blob be removed.
+   */
+  tarSplit?: { tarSize: number };
 }
 
 export interface CheckProblem {
-  kind: 'blob-digest' | 'blob-missing' | 'image-config-missing' | 'layer-missing' | 'layer-incomplete' | 'tag-dangling' | 'temp-leftover' | 'record-unreadable';
+  kind: 'blob-digest' | 'blob-missing' | 'image-config-missing' | 'layer-missing' | 'layer-incomplete' | 'layer-corrupt' | 'tag-dangling' | 'temp-leftover' | 'record-unreadable';
   path: string;
   detail: string;
   /** True when `check({ repair: true })` removed or fixed it. */
