@@ -56,6 +56,28 @@ export function parseRestartPolicy(value: string): { Name: 'no' | 'always' | 'on
   throw new BerthError('EINVAL', `invalid restart policy '${value}'`);
 }
 
+const DURATION_UNITS_NS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+
+/** Go's time.ParseDuration ("5s", "1m30s", "1.5h", "250ms", "0") -> nanoseconds, as docker's duration flags take. */
+export function parseGoDuration(value: string, flag: string): number {
+  const invalid = () => new BerthError('EINVAL', `invalid argument "${value}" for "${flag}" flag: time: invalid duration "${value}"`);
+  const m = /^([-+]?)(.*)$/s.exec(value)!;
+  const body = m[2]!;
+  if (body === '0') return 0;
+  if (body === '') throw invalid();
+  let total = 0;
+  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
+  let at = 0;
+  while (at < body.length) {
+    part.lastIndex = at;
+    const p = part.exec(body);
+    if (!p) throw invalid();
+    total += Number(p[1]) * DURATION_UNITS_NS[p[2]!]!;
+    at = part.lastIndex;
+  }
+  return Math.round(m[1] === '-' ? -total : total);
+}
+
 /** Docker's "since"/"until" flags: durations ("10m", "1h30m") before now, or timestamps passed through. */
 export function parseSinceUntil(value: string | undefined, now = Date.now()): string | undefined {
   if (value === undefined || value === '') return undefined;

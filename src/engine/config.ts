@@ -5,6 +5,7 @@ import { constants as osConstants } from 'node:os';
 import { posix } from 'node:path';
 import { BerthError } from '../util/errors';
 import type { CgroupLimits } from '../cgroups';
+import { mergeHealthConfig, validateHealthConfig, type HealthConfig } from './health';
 import type { CreateRequest, HostConfig } from './types';
 
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -20,6 +21,7 @@ export interface ImageRunConfig {
   ExposedPorts?: Record<string, object> | null;
   Volumes?: Record<string, object> | null;
   StopSignal?: string;
+  Healthcheck?: HealthConfig | null;
 }
 
 /** Docker's container Config after the merge (what inspect's Config shows). */
@@ -43,6 +45,7 @@ export interface MergedConfig {
   Labels: Record<string, string>;
   StopSignal?: string;
   StopTimeout?: number;
+  Healthcheck?: HealthConfig;
 }
 
 /** Docker's strslice: a JSON string is a one-element list; null and [] mean "not given". */
@@ -97,6 +100,7 @@ export function mergeConfig(req: CreateRequest, image: ImageRunConfig, hostname:
   if (workingDir && !posix.isAbsolute(workingDir)) throw new BerthError('EINVAL', `the working directory '${workingDir}' is invalid, it needs to be an absolute path`);
   const volumes = { ...(image.Volumes ?? {}), ...(req.Volumes ?? {}) };
   const exposed = { ...(image.ExposedPorts ?? {}), ...(req.ExposedPorts ?? {}) };
+  const healthcheck = mergeHealthConfig(validateHealthConfig(req.Healthcheck), image.Healthcheck);
   const config: MergedConfig = {
     Hostname: req.Hostname || hostname,
     Domainname: req.Domainname ?? '',
@@ -117,6 +121,7 @@ export function mergeConfig(req: CreateRequest, image: ImageRunConfig, hostname:
     Labels: { ...(image.Labels ?? {}), ...(req.Labels ?? {}) },
     ...(req.StopSignal || image.StopSignal ? { StopSignal: req.StopSignal || image.StopSignal } : {}),
     ...(req.StopTimeout !== undefined ? { StopTimeout: req.StopTimeout } : {}),
+    ...(healthcheck ? { Healthcheck: healthcheck } : {}),
   };
   return { config, path: argv[0]!, args: argv.slice(1) };
 }

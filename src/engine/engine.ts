@@ -20,6 +20,7 @@ import { etcPaths, planMounts, prepareMounts, removeVolume, writeEtcFiles } from
 import { initialState, nowNano, RecordStore, RECORD_VERSION, type ContainerRecord } from './record';
 import { inspectDocument, listEntry, matchesFilters, processTree, statsDocument, topTable, type StatsSample } from './present';
 import { PendingAttach } from './attach';
+import { HealthMonitor, LimitedOutput, probeCommand } from './health';
 import { RingLog, feedFromAttach, parseLogConfig, readJsonFileLog } from './logs';
 import type { ContainerEvent, CreateRequest, Engine, HostConfig, LogEntry, LogsOptions, WaitCondition } from './types';
 
@@ -114,6 +115,7 @@ class Live {
   startedMs = 0;
   backoffMs = 0;
   lastStats?: StatsSample;
+  health?: HealthMonitor;
   constructor(public rec: ContainerRecord) {}
 }
 
@@ -141,6 +143,15 @@ function withoutMountPoints(changes: Change[], mountPoints: Set<string>): Change
 
 const isActive = (rec: ContainerRecord) => rec.state.Status === 'running' || rec.state.Status === 'paused';
 
+/** A probe that outlived its timeout: the exec and whatever it started go (exec runs in its own session). */
+function killProcessGroup(pid: number): void {
+  if (pid <= 1) return;
+  for (const target of [-pid, pid]) { try { process.kill(target, 'SIGKILL'); } catch { /* already gone */ } }
+}
+
+const PROBE_OUTPUT_WAIT_MS = 1000;
+const PROBE_CLEANUP_WAIT_MS = 5000;
+
 export class ContainerEngine implements Engine {
   private readonly containers = new Map<string, Live>();
   private readonly names = new Map<string, string>();
@@ -154,6 +165,8 @@ export class ContainerEngine implements Engine {
   private readonly network: NetworkHook;
   private readonly backoff: { initialMs: number; maxMs: number; resetAfterMs: number };
   private closed = false;
+  /** Aborts background waits (a killed probe's cleanup) so they cannot hold up shutdown. */
+  private readonly closing = new AbortController();
 
   constructor(private readonly deps: EngineDeps) {
     this.records = new RecordStore(join(deps.dataRoot, 'containers'));
@@ -404,6 +417,7 @@ export class ContainerEngine implements Engine {
         Status: 'running', Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false,
         Pid: running?.pid ?? 0, ExitCode: 0, Error: '', StartedAt: running?.started ?? nowNano(),
       });
+      this.startHealth(c, true);
       await this.save(c);
       this.emit('start', rec);
       this.watch(c);
@@ -470,6 +484,7 @@ export class ContainerEngine implements Engine {
     const rec = c.rec;
     if (!isActive(rec)) return;
     c.watcher = undefined;
+    this.stopHealth(c, true);
     const oom = c.cgroup ? await c.cgroup.oomKilled().catch(() => false) : false;
     await this.teardownRun(c);
     const ranMs = c.startedMs ? Date.now() - c.startedMs : 0;
@@ -604,6 +619,8 @@ export class ContainerEngine implements Engine {
     return this.serial(c, async () => {
       if (c.rec.state.Status === 'paused') throw new BerthError('ECONFLICT', `Container ${c.rec.id} is already paused`);
       if (c.rec.state.Status !== 'running' || !c.cgroup) throw new BerthError('ECONFLICT', `Container ${c.rec.id} is not running`);
+      // A probe would hang in the frozen cgroup; the status stays as it was until unpause.
+      this.stopHealth(c, false);
       await c.cgroup.freeze();
       Object.assign(c.rec.state, { Status: 'paused', Paused: true });
       await this.save(c);
@@ -617,6 +634,7 @@ export class ContainerEngine implements Engine {
       if (c.rec.state.Status !== 'paused' || !c.cgroup) throw new BerthError('ECONFLICT', `Container ${c.rec.id} is not paused`);
       await c.cgroup.thaw();
       Object.assign(c.rec.state, { Status: 'running', Paused: false });
+      this.startHealth(c, false);
       await this.save(c);
       this.emit('unpause', c.rec);
     });
@@ -638,6 +656,7 @@ export class ContainerEngine implements Engine {
       throw new BerthError('ECONFLICT', `cannot remove container "${rec.name}": container is ${rec.state.Status}: stop the container before removing or force remove`);
     }
     c.removing = true;
+    this.stopHealth(c, false);
     if (c.restartTimer) { clearTimeout(c.restartTimer); c.restartTimer = undefined; }
     if (isActive(rec)) {
       await this.forceKill(c);
@@ -975,6 +994,84 @@ export class ContainerEngine implements Engine {
     };
   }
 
+  // ---- health checks ----
+
+  /** Starts the checks of a running container; `fresh` (a start, a live restore) begins at "starting". */
+  private startHealth(c: Live, fresh: boolean): void {
+    this.stopHealth(c, false);
+    const rec = c.rec;
+    const command = probeCommand(rec.config.Healthcheck);
+    if (!command || this.closed) return;
+    if (fresh || !rec.state.Health) rec.state.Health = { Status: 'starting', FailingStreak: 0, Log: rec.state.Health?.Log ?? [] };
+    const monitor: HealthMonitor = new HealthMonitor({
+      config: rec.config.Healthcheck!,
+      command,
+      state: rec.state.Health,
+      startedMs: Date.parse(rec.state.StartedAt) || Date.now(),
+      probe: (cmd, signal) => this.runProbe(c, cmd, signal),
+      onResult: (changed) => {
+        // Saved on status changes only: a write per probe would wear out a router's flash.
+        if (!changed || c.health !== monitor || !this.containers.has(rec.id)) return;
+        void this.save(c);
+        this.emit(`health_status: ${rec.state.Health!.Status}`, rec);
+      },
+    });
+    c.health = monitor;
+    monitor.start();
+  }
+
+  /** Stops the checks. When the run ended Docker reports the last status as unhealthy. */
+  private stopHealth(c: Live, runEnded: boolean): void {
+    c.health?.stop();
+    c.health = undefined;
+    if (runEnded && c.rec.state.Health) c.rec.state.Health.Status = 'unhealthy';
+  }
+
+  /** One probe: an exec the engine does not list (no exec_* events), its output captured and capped. */
+  private async runProbe(c: Live, command: string[], signal: AbortSignal): Promise<{ exitCode: number; output: string }> {
+    const rec = c.rec;
+    const id = rec.id;
+    if (rec.state.Status !== 'running') throw new BerthError('ECONFLICT', `Container ${id} is not running`);
+    const { runtime, storage } = this.deps;
+    const execId = randomBytes(32).toString('hex');
+    const config: ExecConfig = {
+      args: command, env: processEnv(rec.config), tty: false, attachStdin: false,
+      ...(rec.config.WorkingDir ? { workingDir: rec.config.WorkingDir } : {}),
+      ...(rec.config.User ? { user: rec.config.User } : {}),
+    };
+    const netns = rec.hostConfig.NetworkMode === 'host' ? 'host' : undefined;
+    const output = new LimitedOutput();
+    const kill = () => { void runtime.execRunning(id, execId).then((running) => { if (running) killProcessGroup(running.pid); }); };
+    let attach: AttachStream | undefined;
+    let exited = false;
+    try {
+      const rootfs = await storage.mount(id);
+      await runtime.exec(id, execId, config, { ...this.processConfig(c, netns), rootfs, cgroupProcs: c.cgroup?.procsFiles() ?? [] });
+      attach = await runtime.execAttach(id, execId, { stdin: false });
+      attach.stdout.on('data', (chunk: Buffer) => output.write(chunk));
+      attach.stderr.on('data', (chunk: Buffer) => output.write(chunk));
+      signal.addEventListener('abort', kill, { once: true });
+      await runtime.execStart(id, execId);
+      // Timed out while the exec was being set up: the listener fired before there was a process.
+      if (signal.aborted) kill();
+      const exit = await runtime.execWaitExit(id, execId, signal);
+      exited = true;
+      if (exit.error) throw new BerthError('EINVAL', `OCI runtime exec failed: exec failed: unable to start container process: ${exit.error}`);
+      // The helper closes the attach once the output is flushed; an orphan holding the pipe must not stall the check.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([attach.closed, new Promise<void>((r) => { timer = setTimeout(r, PROBE_OUTPUT_WAIT_MS); })]);
+      clearTimeout(timer);
+      return { exitCode: exit.code, output: output.toString() };
+    } finally {
+      signal.removeEventListener('abort', kill);
+      attach?.close();
+      if (runtime.execRemove) {
+        const settled = exited ? Promise.resolve() : runtime.execWaitExit(id, execId, AbortSignal.any([AbortSignal.timeout(PROBE_CLEANUP_WAIT_MS), this.closing.signal])).then(() => {}, () => {});
+        void settled.then(() => runtime.execRemove!(id, execId)).catch(() => {});
+      }
+    }
+  }
+
   // ---- live restore and shutdown ----
 
   /** Loads records, re-adopts running containers, collects exits and leftovers. */
@@ -1017,6 +1114,8 @@ export class ContainerEngine implements Engine {
           await runtime.attach(id, { stdin: false }).then((a) => this.feedRing(c, a), () => {});
         }
         this.watch(c);
+        // Docker restarts the checks of a live-restored container from "starting".
+        if (record.state.Status === 'running') this.startHealth(c, true);
         log.info('re-adopted a running container', { id, name: record.name });
         continue;
       }
@@ -1054,11 +1153,14 @@ export class ContainerEngine implements Engine {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.closing.abort();
     for (const c of this.containers.values()) {
       c.watcher?.abort();
       c.ringFeed?.close();
       if (c.restartTimer) clearTimeout(c.restartTimer);
       for (const p of c.pendingAttaches.splice(0)) p.end();
+      // Status changes are saved as they happen; this keeps the latest results too.
+      if (c.health) { this.stopHealth(c, false); void this.save(c); }
     }
     await Promise.all([...this.containers.values()].map((c) => c.queue.then(() => c.saving)));
   }

@@ -6,6 +6,7 @@ import { BerthError } from '../util/errors';
 import { humanDuration } from '../util/human';
 export { humanDuration };
 import type { CgroupStats } from '../cgroups';
+import { HEALTH_FILTER_VALUES, healthStatusText } from './health';
 import type { ContainerRecord } from './record';
 import type { ContainerStatus } from './types';
 
@@ -14,7 +15,7 @@ const since = (iso: string, now: number) => humanDuration(now - Date.parse(iso))
 export function statusText(r: ContainerRecord, now = Date.now()): string {
   const s = r.state;
   switch (s.Status) {
-    case 'running': return `Up ${since(s.StartedAt, now)}`;
+    case 'running': return `Up ${since(s.StartedAt, now)}${s.Health ? ` (${healthStatusText(s.Health)})` : ''}`;
     case 'paused': return `Up ${since(s.StartedAt, now)} (Paused)`;
     case 'restarting': return `Restarting (${s.ExitCode}) ${since(s.FinishedAt, now)} ago`;
     case 'removing': return 'Removal In Progress';
@@ -41,7 +42,7 @@ export function inspectDocument(r: ContainerRecord, driverName: string): Record<
     Created: r.created,
     Path: r.path,
     Args: r.args,
-    State: { ...r.state },
+    State: { ...r.state, ...(r.state.Health ? { Health: { ...r.state.Health, Log: [...r.state.Health.Log] } } : {}) },
     Image: r.imageId,
     ResolvConfPath: r.resolvConfPath,
     HostnamePath: r.hostnamePath,
@@ -66,6 +67,7 @@ export function inspectDocument(r: ContainerRecord, driverName: string): Record<
       OnBuild: null, Labels: c.Labels,
       ...(c.StopSignal ? { StopSignal: c.StopSignal } : {}),
       ...(c.StopTimeout !== undefined ? { StopTimeout: c.StopTimeout } : {}),
+      ...(c.Healthcheck ? { Healthcheck: c.Healthcheck } : {}),
     },
     NetworkSettings: networkSettings(r),
   };
@@ -91,11 +93,13 @@ export function listEntry(r: ContainerRecord, imageName: string, now = Date.now(
     HostConfig: { NetworkMode: r.hostConfig.NetworkMode ?? 'bridge' },
     NetworkSettings: { Networks: {} },
     Mounts: inspectMounts(r),
+    // Newer Docker APIs carry this in ps rows; the fleet telemetry reads it too.
+    ...(r.state.Health ? { Health: { Status: r.state.Health.Status, FailingStreak: r.state.Health.FailingStreak } } : {}),
   };
 }
 
 const STATUSES: ContainerStatus[] = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
-const FILTER_KEYS = new Set(['status', 'name', 'label', 'id', 'ancestor', 'exited']);
+const FILTER_KEYS = new Set(['status', 'name', 'label', 'id', 'ancestor', 'exited', 'health']);
 
 /**
  * Docker's ps filters: values of one key are OR-ed, keys are AND-ed. `ancestorIds` answers
@@ -128,6 +132,10 @@ export function matchesFilters(r: ContainerRecord, filters: Record<string, strin
         break;
       case 'ancestor':
         if (!any((v) => ancestorMatches(v, r))) return false;
+        break;
+      case 'health':
+        for (const v of values) if (!(HEALTH_FILTER_VALUES as readonly string[]).includes(v)) throw new BerthError('EINVAL', `Unrecognised filter value for health: ${v}`);
+        if (!any((v) => v === (r.state.Health?.Status ?? 'none'))) return false;
         break;
     }
   }

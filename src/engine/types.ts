@@ -2,6 +2,7 @@
 // Inputs and outputs use Docker Engine API field names, because that is what every
 // client speaks; the engine owns the rules (config merge, state machine, policies).
 import type { AttachStream, ExitInfo } from '../runtime/types';
+import type { HealthConfig, HealthState } from './health';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
@@ -26,6 +27,7 @@ export interface CreateRequest {
   Volumes?: Record<string, object> | null;
   StopSignal?: string;
   StopTimeout?: number;
+  Healthcheck?: HealthConfig | null;
   HostConfig?: HostConfig;
   NetworkingConfig?: { EndpointsConfig?: Record<string, unknown> };
   [unknown: string]: unknown;
@@ -77,6 +79,8 @@ export interface ContainerState {
   Error: string;
   StartedAt: string;
   FinishedAt: string;
+  /** Only for containers with a health check. */
+  Health?: HealthState;
 }
 
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';

@@ -30,6 +30,7 @@ function summary(c: Record<string, unknown>): Record<string, unknown> {
   return {
     id: c.Id, name: ((c.Names as string[] | undefined)?.[0] ?? '').replace(/^\//, ''), image: c.Image,
     state: c.State, status: c.Status, labels: c.Labels ?? {},
+    ...(c.Health ? { health: (c.Health as { Status: string }).Status } : {}),
   };
 }
 

@@ -120,7 +120,8 @@ export async function startFleetAgent(deps: FleetAgentDeps): Promise<FleetAgent>
       const containers: Record<string, unknown> = {};
       for (const c of await deps.engine.list({})) {
         const name = ((c.Names as string[])[0] ?? '').replace(/^\//, '');
-        containers[name || (c.Id as string)] = condensedStats(await deps.engine.stats(c.Id as string).catch(() => ({})));
+        const health = (c.Health as { Status?: string } | undefined)?.Status;
+        containers[name || (c.Id as string)] = { ...condensedStats(await deps.engine.stats(c.Id as string).catch(() => ({}))), ...(health ? { health } : {}) };
       }
       send({ topic: topics.telemetry, qos: 0, retain: false, payload: JSON.stringify({ device: config.deviceId, time: new Date().toISOString(), host: { load: loadavg(), memTotal: totalmem(), memFree: freemem() }, containers }) });
     } catch (err) {

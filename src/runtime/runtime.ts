@@ -282,6 +282,11 @@ export class HelperRuntime implements Runtime {
     }
   }
 
+  async execRemove(id: string, execId: string): Promise<void> {
+    const f = this.execFiles(id, execId);
+    await Promise.all([f.spec, f.sock, f.exit].map((file) => fsp.rm(file, { force: true })));
+  }
+
   /**
    * Resolves with the exit file: fs.watch on its directory, plus a slow poll that also
    * notices a helper that died without writing one (SIGKILLed, OOM): that yields code 255.

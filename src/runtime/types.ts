@@ -137,4 +137,6 @@ export interface Runtime {
   execExited(id: string, execId: string): Promise<ExitInfo | undefined>;
   execWaitExit(id: string, execId: string, signal?: AbortSignal): Promise<ExitInfo>;
   execRunning(id: string, execId: string): Promise<{ pid: number } | undefined>;
+  /** Deletes an exec's files once it has exited (health checks exec every few seconds). */
+  execRemove?(id: string, execId: string): Promise<void>;
 }

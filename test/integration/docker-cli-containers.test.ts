@@ -104,4 +104,23 @@ t('docker exec -it under a pseudo-terminal relays typed input', async () => {
   }
 });
 
+t('docker run --health-cmd: ps shows (healthy), inspect formats State.Health', async () => {
+  await ok(['run', '-d', '--name', 'checked', '--health-cmd', 'test -f /tmp/ok', '--health-interval', '1s', '--health-retries', '2', IMAGE, 'sleep', '60']);
+  const status = async () => (await ok(['inspect', '--format', '{{.State.Health.Status}}', 'checked'])).stdout.trim();
+  const until = async (want: string) => {
+    const deadline = Date.now() + 15_000;
+    while ((await status()) !== want) {
+      assert.ok(Date.now() < deadline, `never became ${want}`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  };
+  await until('unhealthy');
+  assert.match((await ok(['ps', '--filter', 'health=unhealthy'])).stdout, /Up .* \(unhealthy\) +checked\n/);
+  await ok(['exec', 'checked', 'touch', '/tmp/ok']);
+  await until('healthy');
+  assert.match((await ok(['ps'])).stdout, /Up .* \(healthy\) +checked\n/);
+  assert.is((await ok(['inspect', '--format', '{{(index .State.Health.Log 0).ExitCode}} {{json .Config.Healthcheck.Test}}', 'checked'])).stdout, '1 ["CMD-SHELL","test -f /tmp/ok"]\n');
+  await ok(['rm', '-f', 'checked']);
+});
+
 test.run();

@@ -44,8 +44,10 @@ const CONFIG_FIELDS: Record<string, Kind> = {
   Image: 'string', Cmd: 'stringOrStrings', Entrypoint: 'stringOrStrings', Env: 'strings', WorkingDir: 'string', User: 'string',
   Hostname: 'string', Domainname: 'string', Tty: 'bool', OpenStdin: 'bool', StdinOnce: 'bool', AttachStdin: 'bool',
   AttachStdout: 'bool', AttachStderr: 'bool', Labels: 'stringMap', ExposedPorts: 'object', Volumes: 'object',
-  StopSignal: 'string', StopTimeout: 'int', HostConfig: 'object', NetworkingConfig: 'object',
+  StopSignal: 'string', StopTimeout: 'int', HostConfig: 'object', NetworkingConfig: 'object', Healthcheck: 'object',
 };
+
+const HEALTHCHECK_FIELDS: Record<string, Kind> = { Test: 'strings', Interval: 'int', Timeout: 'int', StartPeriod: 'int', StartInterval: 'int', Retries: 'int' };
 
 const HOST_CONFIG_FIELDS: Record<string, Kind> = {
   Binds: 'strings', Mounts: 'array', Tmpfs: 'stringMap', PortBindings: 'object', NetworkMode: 'string', RestartPolicy: 'object',
@@ -172,6 +174,7 @@ async function create(ctx: RequestContext): Promise<void> {
   if (!body) throw new BerthError('EINVAL', 'Config cannot be empty in order to create a container');
   checkFields(body, CONFIG_FIELDS);
   if (body.HostConfig) checkHostConfig(body.HostConfig as Record<string, unknown>, 'HostConfig.');
+  if (body.Healthcheck) checkFields(body.Healthcheck as Record<string, unknown>, HEALTHCHECK_FIELDS, 'Healthcheck.');
   if (typeof body.Image !== 'string' || body.Image === '') throw new BerthError('EINVAL', 'field "Image" is required: no image specified');
   const name = ctx.query.string('name') || undefined;
   if (name !== undefined && !VALID_NAME.test(name)) {

@@ -9,7 +9,7 @@ import { authHeaderFor } from '../credentials';
 import { splitReference } from '../reference';
 import { ProgressPrinter, displayStream, responseError } from '../progress';
 import { isTerminal } from '../io';
-import { parseCpus, parseMemory, parseRestartPolicy } from '../containers';
+import { parseCpus, parseGoDuration, parseMemory, parseRestartPolicy } from '../containers';
 import type { CliContext } from '../command';
 
 export const CREATE_FLAGS = {
@@ -26,6 +26,12 @@ export const CREATE_FLAGS = {
   'env-file': { type: 'list', help: 'Read in a file of environment variables' },
   expose: { type: 'list', help: 'Expose a port or a range of ports' },
   'group-add': { type: 'list', help: 'Add additional groups to join' },
+  'health-cmd': { type: 'string', help: 'Command to run to check health' },
+  'health-interval': { type: 'string', help: 'Time between running the check (ms|s|m|h) (default 0s)', valueName: 'duration' },
+  'health-retries': { type: 'string', help: 'Consecutive failures needed to report unhealthy', valueName: 'int' },
+  'health-start-interval': { type: 'string', help: 'Time between running the check during the start period (ms|s|m|h) (default 0s)', valueName: 'duration' },
+  'health-start-period': { type: 'string', help: 'Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)', valueName: 'duration' },
+  'health-timeout': { type: 'string', help: 'Maximum time to allow one check to run (ms|s|m|h) (default 0s)', valueName: 'duration' },
   hostname: { type: 'string', short: 'h', help: 'Container host name' },
   init: { type: 'bool', help: 'Run an init inside the container that forwards signals and reaps processes' },
   interactive: { type: 'bool', short: 'i', help: 'Keep STDIN open even if not attached' },
@@ -34,6 +40,7 @@ export const CREATE_FLAGS = {
   'memory-swap': { type: 'string', help: "Swap limit equal to memory plus swap: '-1' to enable unlimited swap" },
   mount: { type: 'list', help: 'Attach a filesystem mount to the container' },
   name: { type: 'string', help: 'Assign a name to the container' },
+  'no-healthcheck': { type: 'bool', help: 'Disable any container-specified HEALTHCHECK' },
   network: { type: 'string', help: 'Connect a container to a network', valueName: 'network' },
   'pids-limit': { type: 'string', help: 'Tune container pids limit (set -1 for unlimited)' },
   platform: { type: 'string', help: 'Set platform if server is multi-platform capable' },
@@ -188,6 +195,35 @@ function optionalInt(value: string | undefined, flag: string): number | undefine
   return n;
 }
 
+/** docker's --health-* and --no-healthcheck flags -> Config.Healthcheck (undefined: the image's applies). */
+export function healthcheckOf(flags: CreateFlags): Record<string, unknown> | undefined {
+  const duration = (name: 'health-interval' | 'health-timeout' | 'health-start-period' | 'health-start-interval') => {
+    const value = flags[name];
+    return value === undefined ? 0 : parseGoDuration(value, `--${name}`);
+  };
+  const interval = duration('health-interval');
+  const timeout = duration('health-timeout');
+  const startPeriod = duration('health-start-period');
+  const startInterval = duration('health-start-interval');
+  const retries = optionalInt(flags['health-retries'], '--health-retries') ?? 0;
+  const cmd = flags['health-cmd'] ?? '';
+  const haveSettings = cmd !== '' || interval !== 0 || timeout !== 0 || startPeriod !== 0 || startInterval !== 0 || retries !== 0;
+  if (flags['no-healthcheck']) {
+    if (haveSettings) throw new BerthError('EINVAL', '--no-healthcheck conflicts with --health-* options');
+    return { Test: ['NONE'] };
+  }
+  if (!haveSettings) return undefined;
+  if (interval < 0) throw new BerthError('EINVAL', '--health-interval cannot be negative');
+  if (timeout < 0) throw new BerthError('EINVAL', '--health-timeout cannot be negative');
+  if (retries < 0) throw new BerthError('EINVAL', '--health-retries cannot be negative');
+  if (startPeriod < 0) throw new BerthError('EINVAL', '--health-start-period cannot be negative');
+  if (startInterval < 0) throw new BerthError('EINVAL', '--health-start-interval cannot be negative');
+  return {
+    ...(cmd ? { Test: ['CMD-SHELL', cmd] } : {}),
+    Interval: interval, Timeout: timeout, StartPeriod: startPeriod, StartInterval: startInterval, Retries: retries,
+  };
+}
+
 export interface CreatePlan {
   image: string;
   name?: string;
@@ -283,6 +319,8 @@ export function buildCreateRequest(flags: CreateFlags, image: string, command: s
   if (flags['stop-signal']) body.StopSignal = flags['stop-signal'];
   const stopTimeout = optionalInt(flags['stop-timeout'], '--stop-timeout');
   if (stopTimeout !== undefined) body.StopTimeout = stopTimeout;
+  const healthcheck = healthcheckOf(flags);
+  if (healthcheck) body.Healthcheck = healthcheck;
   return { image, name: flags.name || undefined, platform: flags.platform || undefined, body };
 }
 
