@@ -48,7 +48,7 @@ size=$(du -sb "$work/reg" | cut -f1)
 sock="$work/berth.sock"
 start_daemon() {
   rm -rf "$work/data"
-  node ${DAEMON_NODE_FLAGS:-} dist/berth.cjs daemon --data-root "$work/data" --exec-root "$work/exec" --host "unix://$sock" >"$work/daemon.log" 2>&1 &
+  node ${DAEMON_NODE_FLAGS:-} dist/berth.cjs daemon --data-root "$work/data" --exec-root "$work/exec" --host "unix://$sock" "$@" >"$work/daemon.log" 2>&1 &
   daemon_pid=$!
   for _ in $(seq 100); do bin/berth -H "unix://$sock" version >/dev/null 2>&1 && break; sleep 0.1; done
 }
@@ -69,13 +69,24 @@ start_daemon
 berth_daemon_kb=$(awk '/VmHWM/{print $2}' /proc/$daemon_pid/status)
 berth_cli_kb=$(awk -F: '/Maximum resident/{gsub(/ /,"",$2); print $2}' "$work/cli.time")
 stop_daemon
+# Flash used by the pulled image: berth's store (unpacked layers + tar-split records), the
+# same with the compressed blobs kept, and what skopeo + umoci leave (blobs + rootfs).
+berth_store=$(du -sb "$work/data/image" | cut -f1)
+start_daemon --keep-layer-blobs
+bin/berth pull -q "$reg/bench:big" >/dev/null
+berth_keep_store=$(du -sb "$work/data/image" | cut -f1)
+stop_daemon
+rm -rf "$work/sk-oci" "$work/sk-rootfs"
+skopeo copy -q --src-tls-verify=false "docker://$reg/bench:big" "oci:$work/sk-oci:big"
+umoci raw unpack --image "$work/sk-oci:big" "$work/sk-rootfs"
+skopeo_umoci_store=$(du -sbc "$work/sk-oci" "$work/sk-rootfs" | tail -1 | cut -f1)
 rm -rf "$work/skopeo-dir"
 /usr/bin/time -v skopeo copy -q --src-tls-verify=false "docker://$reg/bench:big" "dir:$work/skopeo-dir" 2>"$work/skopeo.time"
 skopeo_kb=$(awk -F: '/Maximum resident/{gsub(/ /,"",$2); print $2}' "$work/skopeo.time")
 
 mkdir -p bench/results
-node - "$work/hf.json" "$berth_daemon_kb" "$berth_cli_kb" "$skopeo_kb" "$size" "$RUNS" <<'JS' | tee bench/results/pull.md
-const [file, daemonKb, cliKb, skopeoKb, size, runs] = process.argv.slice(2);
+node - "$work/hf.json" "$berth_daemon_kb" "$berth_cli_kb" "$skopeo_kb" "$size" "$RUNS" "$berth_store" "$berth_keep_store" "$skopeo_umoci_store" <<'JS' | tee bench/results/pull.md
+const [file, daemonKb, cliKb, skopeoKb, size, runs, store, keepStore, skStore] = process.argv.slice(2);
 const r = Object.fromEntries(require(file).results.map((x) => [x.command, x]));
 const b = r.berth, s = r.skopeo, u = r['skopeo+umoci'];
 const f = (x) => x.toFixed(3);
@@ -85,5 +96,8 @@ console.log(`| wall time, mean ± sd (s), ${runs} runs | ${f(b.mean)} ± ${f(b.s
 console.log(`| wall time vs download + unpack (skopeo + umoci raw unpack), s | ${f(b.mean)} ± ${f(b.stddev)} | ${f(u.mean)} ± ${f(u.stddev)} | ${(b.mean / u.mean).toFixed(2)} |`);
 console.log(`| peak RSS (MB): berth daemon vs skopeo | ${(daemonKb / 1024).toFixed(1)} | ${(skopeoKb / 1024).toFixed(1)} | ${(daemonKb / skopeoKb).toFixed(2)} |`);
 console.log(`| peak RSS (MB): berth CLI | ${(cliKb / 1024).toFixed(1)} | | |`);
+const mb = (n) => (n / 1e6).toFixed(1);
+console.log(`| image on disk (MB): berth store vs skopeo oci: + umoci rootfs | ${mb(store)} | ${mb(skStore)} | ${(store / skStore).toFixed(2)} |`);
+console.log(`| image on disk (MB): berth --keep-layer-blobs (the old layout) | ${mb(keepStore)} | | ${(keepStore / skStore).toFixed(2)} |`);
 console.log(`\nimage: 4 layers, ${(size / 1e6).toFixed(1)} MB in the registry; ${new Date().toISOString().slice(0, 10)}, ${require('os').cpus().length} cores`);
 JS

@@ -80,6 +80,8 @@ export async function startDaemon(config: DaemonConfig): Promise<RunningDaemon> 
     // Structural check with repair at every start; full blob hashing is `berth system check`.
     const problems = await graph.check({ repair: true, verifyBlobs: false });
     if (problems.length) log.warn('image store repaired at start', { problems: problems.length });
+    // Layers pulled before a power cut or restart may still await their tar-split check.
+    void graph.settleLayerBlobs();
     const registry = new RegistryClient({ insecureRegistries: config.insecureRegistries });
     // rmi asks the engine, which opens after the image service: hence the late-bound closure.
     let engineRef: ContainerEngine | undefined;

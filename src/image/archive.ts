@@ -17,7 +17,6 @@ import { chainIds } from '../minimal-graph';
 import type { Descriptor, Digest, ImageRecord, LayerRef, Platform } from '../minimal-graph/types';
 import { BerthError } from '../util/errors';
 import { registerLayer } from './layer-register';
-import { dropRedundantLayerBlobs } from './pull';
 import { decompressStream, sniffCompression } from './decompress';
 import type { ProgressSink } from './progress';
 import { familiarString, formatReference, parseReference } from './reference';
@@ -82,6 +81,10 @@ export async function saveArchive(graph: Graph, items: SaveItem[], out: Writable
   const written = new Set<string>();
   const dockerManifest: Array<{ Config: string; RepoTags: string[]; Layers: string[] }> = [];
   const indexEntries: Descriptor[] = [];
+  // Held before any blob is looked at: the background blob drop after a pull (and gc)
+  // must not delete a blob between "it is there" and reading it.
+  const lease = graph.createLease();
+  for (const { image } of items) lease.add(image.id, ...image.layers.flatMap((l) => [l.blobDigest, l.chainId]));
   try {
     addDirectory(pack, 'blobs/');
     addDirectory(pack, 'blobs/sha256/');
@@ -127,6 +130,8 @@ export async function saveArchive(graph: Graph, items: SaveItem[], out: Writable
     // When the reader went away first, its error is the one worth reporting.
     const outputError = await piping.then(() => undefined, (e: unknown) => e);
     throw outputError ?? err;
+  } finally {
+    lease.release();
   }
   await piping;
 }
@@ -400,7 +405,7 @@ export async function loadArchive(deps: LoadDeps, input: Readable, progress: Pro
       }
     }
     lease.release();
-    for (const id of loadedIds) await dropRedundantLayerBlobs(graph, id);
+    void graph.settleLayerBlobs([...loadedIds] as Digest[]);
     return loaded;
   } finally {
     lease.release();

@@ -3,8 +3,9 @@
 //
 // Order, for power cuts: the tar-split (built in memory) is written durably into the
 // layer before layer.json; layer.json only names it (LayerRecord.tarSplit) once the rebuilt tar has
-// hashed to the diff_id; blobs are removed (by gc's rule) only after that. So at every
-// point either the blob or a verified tar-split exists.
+// hashed to the diff_id (Graph.settleLayerBlobs, in the background after the pull or load:
+// it reads the whole layer again); blobs are removed (by gc's rule) only after that. So at
+// every point either the blob or a verified tar-split exists.
 import type { Readable } from 'node:stream';
 import { TarSplitWriter, type Graph } from '../minimal-graph';
 import type { Digest } from '../minimal-graph/types';
@@ -37,5 +38,4 @@ export async function registerLayer(graph: Graph, input: Readable, opts: Registe
     await graph.layers.abortCreate(temp).catch(() => {});
     throw err;
   }
-  await graph.layers.verifyTarSplit(opts.chainId);
 }

@@ -72,19 +72,10 @@ export async function pullImage(deps: PullDeps, ref: Reference, platform: Platfo
     aborter.abort();
     lease.release();
   }
-  // With the image published and the lease gone, gc's rule decides which of its layer
-  // blobs are redundant now (their layers rebuild their tars); other pulls' leases still hold.
-  await dropRedundantLayerBlobs(graph, result.id);
+  // With the image published and the lease gone: verify the new layers' tar-splits and
+  // drop the blobs they make redundant, off the pull's clock (it reads every layer again).
+  void graph.settleLayerBlobs([result.id]);
   return result;
-}
-
-/** Removes the layer blobs of image `id` that its layers no longer need; failure only costs space. */
-export async function dropRedundantLayerBlobs(graph: Graph, id: Digest): Promise<void> {
-  const image = await graph.getImage(id);
-  if (!image || graph.keepLayerBlobs) return;
-  await graph.dropLayerBlobs(image.layers.map((layer) => layer.blobDigest)).catch((err) => {
-    log.warn('could not remove redundant layer blobs', { image: id, error: (err as Error).message });
-  });
 }
 
 async function pullResolved(

@@ -12,7 +12,7 @@ import { ContentStore } from './content';
 import { LayerStore, LAYER_RECORD } from './layers';
 import { ImageStore, validateRecord } from './images';
 import { Repositories } from './repositories';
-import { SharedExclusiveLock } from './lock';
+import { Mutex, SharedExclusiveLock } from './lock';
 import { findTempLeftovers, readdirOrEmpty, statOrUndefined } from './fsutil';
 import { runDropBlobs, runGc, type GcOptions, type GcResult } from './gc';
 import { runCheck, type CheckOptions } from './check';
@@ -59,6 +59,7 @@ export class Graph {
   private readonly configs = lru<unknown>(32);
   private readonly holds = new Map<string, Set<Digest>>();
   private readonly leases = new Map<string, Set<Digest>>();
+  private readonly settleQueue = new Mutex();
 
   private constructor(root: string) {
     this.root = root;
@@ -322,6 +323,32 @@ export class Graph {
    */
   dropLayerBlobs(digests: Digest[]): Promise<GcResult> {
     return this.storeLock.exclusive(() => runDropBlobs(this, digests));
+  }
+
+  /**
+   * In the background after a pull or load (and at daemon start for all images): verifies
+   * each layer's tar-split by rebuilding its tar, then drops the layer blobs gc's rule now
+   * allows. One at a time, so a router spends one core on it; failures only cost space.
+   */
+  settleLayerBlobs(imageIds?: Digest[]): Promise<void> {
+    return this.settleQueue.run(async () => {
+      const images = imageIds ? (await Promise.all(imageIds.map((id) => this.getImage(id)))) : await this.listImages();
+      for (const image of images) {
+        if (!image) continue;
+        for (const layer of image.layers) {
+          await this.layers.verifyTarSplit(layer.chainId).catch((err) => log.warn('cannot verify a layer tar-split', { chainId: layer.chainId, error: (err as Error).message }));
+        }
+        if (this.keepLayerBlobs) continue;
+        await this.dropLayerBlobs(image.layers.map((layer) => layer.blobDigest)).catch((err) => {
+          log.warn('could not remove redundant layer blobs', { image: image.id, error: (err as Error).message });
+        });
+      }
+    });
+  }
+
+  /** Resolves once the background work queued by settleLayerBlobs so far is done. */
+  layerBlobsSettled(): Promise<void> {
+    return this.settleQueue.run(async () => {});
   }
 
   check(opts: CheckOptions = {}): Promise<CheckProblem[]> {

@@ -84,33 +84,33 @@ export class LayerStore {
    * is dropped and the blob stays the layer's source. Returns whether it matched.
    */
   async verifyTarSplit(chainId: Digest): Promise<boolean> {
-    const record = await this.get(chainId);
-    if (!record) throw new BerthError('ENOTFOUND', `layer ${chainId} not found`);
-    if (record.tarSplit) return true;
-    const path = this.tarSplitPath(chainId);
-    if (!(await statOrUndefined(path))) return false;
-    let why: string;
-    try {
-      const rebuilt = await digestOfReassembly(path, this.diffPath(chainId));
-      if (rebuilt.digest === record.diffId) {
-        await this.commitLocks.run(chainId, () => this.storeLock.shared(async () => {
-          const current = await this.get(chainId);
-          if (!current) return;
-          const updated: LayerRecord = { ...current, tarSplit: { tarSize: rebuilt.size } };
+    // Held for the whole rebuild: gc (exclusive) must not delete the layer under it, and a
+    // layer re-created meanwhile must not lose its tar-split to this one's failure path.
+    return this.commitLocks.run(chainId, () => this.storeLock.shared(async () => {
+      const record = await this.get(chainId);
+      if (!record) return false;
+      if (record.tarSplit) return true;
+      const path = this.tarSplitPath(chainId);
+      if (!(await statOrUndefined(path))) return false;
+      let why: string;
+      try {
+        const rebuilt = await digestOfReassembly(path, this.diffPath(chainId));
+        if (rebuilt.digest === record.diffId) {
+          const updated: LayerRecord = { ...record, tarSplit: { tarSize: rebuilt.size } };
           await writeJsonAtomic(this.recordPath(chainId), updated);
           this.records.set(chainId, updated);
-        }));
-        return true;
+          return true;
+        }
+        why = `rebuilt tar hashes to ${rebuilt.digest}, not ${record.diffId}`;
+      } catch (err) {
+        why = (err as Error).message;
       }
-      why = `rebuilt tar hashes to ${rebuilt.digest}, not ${record.diffId}`;
-    } catch (err) {
-      why = (err as Error).message;
-    }
-    // Duplicate paths, sparse files and the like: the layer's files are right, only the
-    // tar cannot be rebuilt from them. Keeping the blob is the fix.
-    log.info('layer tar cannot be rebuilt from its files; keeping its blob', { chainId, reason: why });
-    await fsp.rm(path, { force: true });
-    return false;
+      // Duplicate paths, sparse files and the like: the layer's files are right, only the
+      // tar cannot be rebuilt from them. Keeping the blob is the fix.
+      log.info('layer tar cannot be rebuilt from its files; keeping its blob', { chainId, reason: why });
+      await fsp.rm(path, { force: true });
+      return false;
+    }));
   }
 
   async has(chainId: Digest): Promise<boolean> {

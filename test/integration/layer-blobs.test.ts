@@ -115,6 +115,8 @@ test('a pull keeps the unpacked layer and a verified tar-split, not the compress
   const service = await makeService();
   const { graph } = service;
   const pulled = await service.pull(fixtures.layers.reference, {});
+  // The pull returns first; verification and the blob drop follow in the background.
+  await graph.layerBlobsSettled();
   const image = (await graph.getImage(pulled.id))!;
   assert.is(image.layers.length, 3);
   for (const layer of image.layers) {
@@ -155,6 +157,7 @@ test('save | load into a second data root round-trips (same ID, same layer tars)
   await source.save([fixtures.layers.reference, fixtures.oci.reference], createWriteStream(file));
   const target = await makeService();
   const loaded = await target.load(createReadStream(file));
+  await target.graph.layerBlobsSettled();
   assert.equal(loaded, [fixtures.layers.reference, fixtures.oci.reference]);
   for (const ref of loaded) {
     const before = await source.inspect(ref);
@@ -175,6 +178,7 @@ test('save | load into a second data root round-trips (same ID, same layer tars)
 test('system check names a layer whose file was changed on disk, and save refuses it', async () => {
   const service = await makeService();
   const pulled = await service.pull(fixtures.oci.reference, {});
+  await service.graph.layerBlobsSettled();
   const layer = (await service.graph.getImage(pulled.id))!.layers[0]!;
   const diff = service.graph.layers.diffPath(layer.chainId);
   const victim = await firstRegularFile(diff);
@@ -195,6 +199,7 @@ test('a layer whose tar cannot be rebuilt from its files (a path written twice) 
     const image = fake.addImage('dup', 'latest', { layers: [layer] });
     const service = await makeService();
     const pulled = await service.pull(image.reference, {});
+    await service.graph.layerBlobsSettled();
     const record = (await service.graph.getImage(pulled.id))!.layers[0]!;
     assert.ok(await service.graph.content.has(record.blobDigest), 'blob kept');
     assert.not.ok(existsSync(service.graph.layers.tarSplitPath(record.chainId)), 'unusable tar-split dropped');
@@ -210,6 +215,7 @@ test('a layer whose tar cannot be rebuilt from its files (a path written twice) 
 test('keep-layer-blobs keeps the compressed blobs (and is a daemon flag, daemon.json key and UCI option)', async () => {
   const service = await makeService({ keepLayerBlobs: true });
   const pulled = await service.pull(fixtures.layers.reference, {});
+  await service.graph.layerBlobsSettled();
   for (const layer of (await service.graph.getImage(pulled.id))!.layers) {
     assert.ok(await service.graph.content.has(layer.blobDigest), 'blob kept');
   }
@@ -235,6 +241,7 @@ test('data root size before/after for the busybox fixture and a bigger image', a
     const dropped = await makeService();
     await kept.pull(ref, {});
     await dropped.pull(ref, {});
+    await Promise.all([kept.graph.layerBlobsSettled(), dropped.graph.layerBlobsSettled()]);
     const before = await diskUsage(kept.graph.root);
     const after = await diskUsage(dropped.graph.root);
     const tarSplit = (await dropped.graph.listImages())[0]!.layers.map((l) => dropped.graph.layers.tarSplitPath(l.chainId));
