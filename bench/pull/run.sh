@@ -48,7 +48,7 @@ size=$(du -sb "$work/reg" | cut -f1)
 sock="$work/berth.sock"
 start_daemon() {
   rm -rf "$work/data"
-  node ${DAEMON_NODE_FLAGS:-} dist/berth.cjs daemon --data-root "$work/data" --exec-root "$work/exec" --host "unix://$sock" "$@" >"$work/daemon.log" 2>&1 &
+  node ${DAEMON_NODE_FLAGS:-} dist/berth.cjs daemon --data-root "$work/data" --exec-root "$work/exec" --host "unix://$sock" --bridge none "$@" >"$work/daemon.log" 2>&1 &
   daemon_pid=$!
   for _ in $(seq 100); do bin/berth -H "unix://$sock" version >/dev/null 2>&1 && break; sleep 0.1; done
 }
