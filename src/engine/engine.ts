@@ -92,7 +92,12 @@ interface ExecRecord {
   started: boolean;
   exitCode: number | null;
   pid: number;
+  /** Date.now() when it ended (or failed to start): Docker forgets ended execs after a while. */
+  endedMs?: number;
 }
+
+/** Docker's exec GC: an ended exec stays inspectable this long, then its record goes. */
+const EXEC_RECORD_TTL_MS = 5 * 60_000;
 
 /** In-memory companion of a record: what only lives while the daemon runs. */
 class Live {
@@ -919,6 +924,7 @@ export class ContainerEngine implements Engine {
     if (rec.state.Status === 'paused') throw new BerthError('ECONFLICT', `Container ${rec.id} is paused, unpause the container before exec`);
     if (rec.state.Status !== 'running') throw new BerthError('ECONFLICT', `Container ${rec.id} is not running`);
     if (!Array.isArray(req.Cmd) || req.Cmd.length === 0) throw new BerthError('EINVAL', 'No exec command specified');
+    this.forgetEndedExecs();
     const id = randomBytes(32).toString('hex');
     this.execs.set(id, {
       id, containerId: rec.id, running: false, started: false, exitCode: null, pid: 0,
@@ -963,6 +969,8 @@ export class ContainerEngine implements Engine {
       const exit = await runtime.execExited(id, execId).catch(() => undefined)
         ?? await runtime.execWaitExit(id, execId, AbortSignal.timeout(3000)).catch(() => undefined);
       e.exitCode = exit ? (exit.error ? startFailureCode(exit.error, exit.code) : exit.code) : 126;
+      e.endedMs = Date.now();
+      if (exit) this.removeExecFiles(id, execId);
       if (exit?.error) throw new BerthError('EINVAL', `OCI runtime exec failed: exec failed: unable to start container process: ${exit.error}`, { cause: err });
       throw err;
     }
@@ -973,9 +981,21 @@ export class ContainerEngine implements Engine {
       e.running = false;
       e.pid = 0;
       e.exitCode = exit.error ? startFailureCode(exit.error, exit.code) : exit.code;
+      e.endedMs = Date.now();
+      // The exit code now lives here; the files would pile up in the RAM-backed exec root.
+      this.removeExecFiles(id, execId);
       if (this.containers.has(id)) this.emit('exec_die', c.rec, { execID: execId, exitCode: String(e.exitCode) });
-    }, (err) => { e.running = false; log.debug('exec wait ended', { id, execId, error: String(err) }); });
+    }, (err) => { e.running = false; e.endedMs = Date.now(); log.debug('exec wait ended', { id, execId, error: String(err) }); });
     return attach ? { ...attach, tty: e.config.tty } : undefined;
+  }
+
+  private removeExecFiles(id: string, execId: string): void {
+    void this.deps.runtime.execRemove?.(id, execId).catch((err) => log.debug('cannot remove exec files', { id, execId, error: String(err) }));
+  }
+
+  /** Drops records of execs that ended more than EXEC_RECORD_TTL_MS ago (Docker's exec GC), so a monitor's execs do not grow the daemon. */
+  private forgetEndedExecs(now = Date.now()): void {
+    for (const [execId, e] of this.execs) if (e.endedMs !== undefined && now - e.endedMs > EXEC_RECORD_TTL_MS) this.execs.delete(execId);
   }
 
   async execResize(execId: string, rows: number, cols: number): Promise<void> {

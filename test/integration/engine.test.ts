@@ -293,6 +293,18 @@ test('exec: output and exit code', async () => {
   await until(async () => (await engine.execInspect(exec.Id)).Running === false, 5000, 'exec exit');
   assert.is((await engine.execInspect(exec.Id)).ExitCode, 4);
   assert.is(out, 'in-exec\n');
+
+  // A monitor that execs every minute must not fill the RAM-backed exec root: an ended
+  // exec's files go (its exit code stays inspectable from memory).
+  const execDir = join(env.runtime.bundleDir(Id), 'e');
+  const ids: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const { Id: execId } = await engine.execCreate(Id, { Cmd: ['true'] });
+    await engine.execStart(execId, { detach: true, stdin: false });
+    ids.push(execId);
+  }
+  await until(async () => (await Promise.all(ids.map((x) => engine.execInspect(x)))).every((x) => x.Running === false && x.ExitCode === 0), 10_000, 'execs to end');
+  await until(() => !existsSync(execDir) || readdirSync(execDir).length === 0, 5000, `exec files to go: ${existsSync(execDir) ? readdirSync(execDir).join(' ') : ''}`);
   await engine.remove(Id, { force: true });
 });
 
