@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDaemon, makeTempDir, REPO_ROOT, type TestDaemon, type RunResult } from '../helpers/daemon';
+import { startDaemon, makeTempDir, REPO_ROOT, type TestDaemon, type RunResult, until } from '../helpers/daemon';
 
 const IMAGE = 'localhost/busybox';
 const canRun = process.getuid?.() === 0 && existsSync(join(REPO_ROOT, 'dist/default-image.tar'));
@@ -22,14 +22,6 @@ async function ok(args: string[]): Promise<RunResult> {
 
 /** State.Health.Status, or "none" when the container has no Health. */
 const healthOf = async (name: string): Promise<string> => (JSON.parse((await ok(['inspect', '-f', '{{json .State.Health}}', name])).stdout) ?? { Status: 'none' }).Status;
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 test.before(async () => {
   if (!canRun) return;

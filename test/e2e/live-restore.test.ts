@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTempDir, REPO_ROOT, startDaemon, type TestDaemon } from '../helpers/daemon';
+import { makeTempDir, REPO_ROOT, startDaemon, type TestDaemon, until } from '../helpers/daemon';
 
 const IMAGE = 'localhost/busybox:latest';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -22,14 +22,6 @@ async function inspect(d: TestDaemon, name: string, format: string): Promise<str
   const r = await d.cli(['inspect', '-f', format, name]);
   assert.is(r.code, 0, r.stderr);
   return r.stdout.trim();
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
 }
 
 test.before(async () => {

@@ -16,7 +16,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { makeTempDir, removeTestNetworking, startDaemon, testNetworkOf, REPO_ROOT, type TestDaemon, type RunResult } from '../helpers/daemon';
+import { makeTempDir, removeTestNetworking, startDaemon, testNetworkOf, REPO_ROOT, type TestDaemon, type RunResult, until } from '../helpers/daemon';
 import { iptablesChains } from '../../src/net-bridge/iptables';
 
 type Backend = 'nftables' | 'iptables' | 'iptables-legacy';
@@ -44,14 +44,6 @@ async function ok(d: TestDaemon, args: string[], code = 0): Promise<RunResult> {
 async function sh(cmd: string, args: string[], input?: string): Promise<RunResult> {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 20_000, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(input === undefined ? {} : { input }) });
   return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
 }
 
 function leases(d: TestDaemon): { sandboxes: Record<string, unknown>; endpoints: Array<{ ip: string; hostVeth: string }> } {

@@ -230,3 +230,12 @@ export async function startDaemon(opts: StartOptions = {}): Promise<TestDaemon> 
     },
   };
 }
+
+/** Polls `check` every 200 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
