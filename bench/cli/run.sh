@@ -105,12 +105,19 @@ done
 [ "$("${P[@]}" run --rm "${PRUN[@]}" "$IMAGE" echo ok)" = ok ]
 
 hf=(hyperfine --style basic --warmup 3 --runs "$RUNS")
+# The single binary (SEA with its V8 code cache) is what a router runs; node + bundle is
+# what bin/berth runs here. Both CLIs talk to the same daemon.
+SEA=dist/berth-linux-x64
+[ -x "$SEA" ] || { echo "no $SEA: run npm run build:binaries" >&2; exit 1; }
+[ "$("$SEA" run --rm --network none "$IMAGE" echo ok)" = ok ]
 # --- 1. run --rm sh -c : -------------------------------------------------------------
 "${hf[@]}" --export-json "$work/hf-run.json" \
   -n berth-none "bin/berth run --rm --network none $IMAGE sh -c :" \
+  -n sea-none "$SEA run --rm --network none $IMAGE sh -c :" \
   -n docker-none "docker run --rm --network none $IMAGE sh -c :" \
   -n podman-none "${P[*]} run --rm --network none ${PRUN[*]} $IMAGE sh -c :" \
   -n berth-bridge "bin/berth run --rm $IMAGE sh -c :" \
+  -n sea-bridge "$SEA run --rm $IMAGE sh -c :" \
   -n docker-bridge "docker run --rm $IMAGE sh -c :" \
   -n podman-bridge "${P[*]} run --rm ${PRUN[*]} $IMAGE sh -c :"
 [ -z "$(bin/berth ps -aq)" ] || { echo "containers left behind by run --rm" >&2; exit 1; }
@@ -119,6 +126,7 @@ hf=(hyperfine --style basic --warmup 3 --runs "$RUNS")
 ps_cmds() {
   "${hf[@]}" --export-json "$work/hf-ps-$1.json" \
     -n "berth-ps-$1" "bin/berth ps" \
+    -n "sea-ps-$1" "$SEA ps" \
     -n "docker-ps-$1" "docker ps" \
     -n "podman-ps-$1" "${P[*]} ps"
 }
@@ -143,16 +151,16 @@ for (const f of ['run', 'ps-0', `ps-${n}`]) for (const x of require(`${work}/hf-
 const ms = (x) => `${(x.mean * 1000).toFixed(1)} ± ${(x.stddev * 1000).toFixed(1)}`;
 const ratio = (a, b) => (r[a].mean / r[b].mean).toFixed(2);
 console.log(`### \`run --rm IMAGE sh -c :\` (hyperfine, ${runs} runs, 3 warmup), wall time mean ± sd (ms)\n`);
-console.log('| network | berth CLI | docker CLI → berth | podman | berth / podman | docker→berth / podman | docker→berth / berth CLI |');
-console.log('|---|---|---|---|---|---|---|');
+console.log('| network | berth CLI (node + bundle) | berth single binary | docker CLI → berth | podman | berth / podman | single binary / podman | docker→berth / podman |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const [net, label] of [['none', '`--network none`'], ['bridge', 'default (berth: its bridge; podman: netavark)']]) {
-  console.log(`| ${label} | ${ms(r[`berth-${net}`])} | ${ms(r[`docker-${net}`])} | ${ms(r[`podman-${net}`])} | ${ratio(`berth-${net}`, `podman-${net}`)} | ${ratio(`docker-${net}`, `podman-${net}`)} | ${ratio(`docker-${net}`, `berth-${net}`)} |`);
+  console.log(`| ${label} | ${ms(r[`berth-${net}`])} | ${ms(r[`sea-${net}`])} | ${ms(r[`docker-${net}`])} | ${ms(r[`podman-${net}`])} | ${ratio(`berth-${net}`, `podman-${net}`)} | ${ratio(`sea-${net}`, `podman-${net}`)} | ${ratio(`docker-${net}`, `podman-${net}`)} |`);
 }
 console.log(`\n### \`ps\` (hyperfine, ${runs} runs, 3 warmup), wall time mean ± sd (ms)\n`);
-console.log('| running containers | `berth ps` | `docker ps` → berth | `podman ps` | berth / podman | docker→berth / podman |');
-console.log('|---|---|---|---|---|---|');
+console.log('| running containers | `berth ps` (node + bundle) | single binary `ps` | `docker ps` → berth | `podman ps` | berth / podman | single binary / podman | docker→berth / podman |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const k of ['0', n]) {
-  console.log(`| ${k} | ${ms(r[`berth-ps-${k}`])} | ${ms(r[`docker-ps-${k}`])} | ${ms(r[`podman-ps-${k}`])} | ${ratio(`berth-ps-${k}`, `podman-ps-${k}`)} | ${ratio(`docker-ps-${k}`, `podman-ps-${k}`)} |`);
+  console.log(`| ${k} | ${ms(r[`berth-ps-${k}`])} | ${ms(r[`sea-ps-${k}`])} | ${ms(r[`docker-ps-${k}`])} | ${ms(r[`podman-ps-${k}`])} | ${ratio(`berth-ps-${k}`, `podman-ps-${k}`)} | ${ratio(`sea-ps-${k}`, `podman-ps-${k}`)} | ${ratio(`docker-ps-${k}`, `podman-ps-${k}`)} |`);
 }
 console.log(`\nberth daemon VmHWM over the whole run: ${(hwm / 1024).toFixed(1)} MB`);
 console.log(`\n${new Date().toISOString().slice(0, 10)}, ${require('os').cpus().length} cores, load average at start / end ${load}; ${versions}`);
