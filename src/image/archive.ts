@@ -86,6 +86,7 @@ export async function saveArchive(graph: Graph, items: SaveItem[], out: Writable
   const lease = graph.createLease();
   for (const { image } of items) lease.add(image.id, ...image.layers.flatMap((l) => [l.blobDigest, l.chainId]));
   try {
+    await graph.leasesInForce();
     addDirectory(pack, 'blobs/');
     addDirectory(pack, 'blobs/sha256/');
     for (const { image, tags } of items) {

@@ -346,6 +346,14 @@ export class Graph {
     });
   }
 
+  /**
+   * Waits out a gc or blob drop already running (or queued): those chose what to delete
+   * before a lease taken just now existed. Take the lease first, then call this.
+   */
+  leasesInForce(): Promise<void> {
+    return this.storeLock.shared(async () => {});
+  }
+
   /** Resolves once the background work queued by settleLayerBlobs so far is done. */
   layerBlobsSettled(): Promise<void> {
     return this.settleQueue.run(async () => {});
