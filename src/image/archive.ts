@@ -374,6 +374,9 @@ export async function loadArchive(deps: LoadDeps, input: Readable, progress: Pro
       for (let i = 0; i < img.layers.length; i++) {
         const file = img.layers[i] as SpooledFile;
         lease.add(file.digest);
+        // A drop of redundant blobs already under way (e.g. after an earlier load of this
+        // same archive) chose before this lease: let it finish before trusting has().
+        await graph.leasesInForce();
         // The layer may already be here with its blob gone: then the spooled copy is not stored.
         const mediaType = await sniffLayerMediaType(await graph.content.has(file.digest) ? graph.content.path(file.digest) : file.path);
         if (!(await graph.layers.has(chains[i] as Digest))) {

@@ -109,6 +109,8 @@ async function pullResolved(
   const chains = chainIds(diffIds);
   const layerIds = resolved.layers.map((l: Descriptor) => shortId(l.digest));
   lease.add(...chains, ...resolved.layers.map((l) => l.digest));
+  // A blob drop already under way chose before this lease: let it finish before has().
+  await graph.leasesInForce();
   const existing = await graph.getImage(configDesc.digest);
 
   // A present layer needs no download when it can rebuild its tar (save's source) from
